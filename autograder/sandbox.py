@@ -221,14 +221,19 @@ def _kill_tree(popen: subprocess.Popen) -> None:
 
 
 def run(argv: Sequence[str], *, scratch: Path, limits: Limits, mounts: Sequence[Mount],
-        env: Mapping[str, str] | None = None, slot: int = 0) -> SandboxResult:
+        env: Mapping[str, str] | None = None, slot: int = 0, isolated: bool = True) -> SandboxResult:
     """Run `argv` in a fresh sandbox with `scratch` as its only writable directory (mounted at /home/student).
 
     `mounts` are read-only; their sources must be reachable by an unprivileged uid (see `mirror_tree`).
     `slot` picks the host uid when running as root, so parallel sandboxes do not share a task limit.
+    `isolated=False` (the instructor's explicit --no-sandbox) runs `argv` directly in `scratch` as the
+    current user, with the same limits but none of the isolation.
     """
-    identity = _host_identity(slot)
     scratch = scratch.resolve()
+    if not isolated:
+        plain_env = {"HOME": str(scratch), "LANG": "C.UTF-8", "PATH": "/usr/local/bin:/usr/bin:/bin", **(env or {})}
+        return _watch(list(argv), limits=limits, identity=None, pass_fds=[], cwd=scratch, env=plain_env)
+    identity = _host_identity(slot)
     if identity is not None:
         for path in [scratch, *scratch.rglob("*")]:
             os.lchown(path, *identity)
@@ -251,12 +256,12 @@ def _pipe_with(text: str) -> int:
     return read_end
 
 
-def _watch(args: list[str], *, limits: Limits, identity: tuple[int, int] | None,
-           pass_fds: list[int]) -> SandboxResult:
+def _watch(args: list[str], *, limits: Limits, identity: tuple[int, int] | None, pass_fds: list[int],
+           cwd: Path | None = None, env: Mapping[str, str] | None = None) -> SandboxResult:
     user_kwargs = {} if identity is None else {"user": identity[0], "group": identity[1], "extra_groups": []}
     start = time.monotonic()
     popen = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             pass_fds=pass_fds, start_new_session=True,
+                             pass_fds=pass_fds, start_new_session=True, cwd=cwd, env=env,
                              preexec_fn=lambda: _limit_resources(limits), **user_kwargs)
     out, err = _CappedReader(popen.stdout, limits.max_output_bytes), _CappedReader(popen.stderr,
                                                                                  limits.max_output_bytes)

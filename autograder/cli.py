@@ -1,0 +1,167 @@
+"""The `dlgrade` command: each subcommand forwards its options to one library function and prints.
+
+Imports stay inside the commands so that `dlgrade --help` answers without loading TensorFlow or nbgrader.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from autograder.errors import DlgradeError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+course_dir_option = click.option(
+    "--course-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Course root (the folder with nbgrader_config.py). Default: search upwards from the current folder.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table.")
+
+
+def _course(course_dir: Path | None):
+    from autograder.course import Course, find_course
+
+    return Course(course_dir.resolve()) if course_dir else find_course()
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DlgradeError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(EXIT_FAILED)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dlgrade")
+def main() -> None:
+    """Grade Keras notebook exercises in a sandbox, with hidden pytest graders and nbgrader's gradebook.
+
+    \b
+    Typical session, from the course root:
+      dlgrade generate              # solutions/ -> assignments/ (student releases)
+      dlgrade validate seq2seq      # reference earns full marks, blank release zero
+      dlgrade grade seq2seq         # grade submitted/<student>/seq2seq/
+      dlgrade export -o grades.csv  # gradebook as CSV
+    """
+
+
+@main.command()
+@click.argument("assignments", nargs=-1)
+@course_dir_option
+def generate(assignments: tuple[str, ...], course_dir: Path | None) -> None:
+    """Build the student releases in assignments/ from solutions/ (all assignments by default).
+
+    Example: dlgrade generate seq2seq
+    """
+    from autograder.notebooks import generate_release
+
+    course = _course(course_dir)
+    for assignment in assignments or course.assignments():
+        course.config(assignment)
+        generate_release(course, assignment)
+        click.echo(f"generated {course.releases / assignment}")
+
+
+@main.command()
+@click.argument("assignments", nargs=-1)
+@course_dir_option
+@click.option("--no-sandbox", is_flag=True, help="Run notebooks without bubblewrap (trusted code only).")
+@json_option
+def validate(assignments: tuple[str, ...], course_dir: Path | None, no_sandbox: bool, as_json: bool) -> None:
+    """Prove each assignment's graders: the reference solution must earn full marks, the blank release zero.
+
+    Example: dlgrade validate seq2seq
+    """
+    from autograder.pipeline import validate as validate_assignment
+
+    course = _course(course_dir)
+    outcome = []
+    for assignment in assignments or course.assignments():
+        click.echo(f"validating {assignment} (grades the reference and the blank release) ...", err=True)
+        reference, blank = validate_assignment(course=course, assignment=assignment, isolated=not no_sandbox)
+        outcome.append({"assignment": assignment, "reference": reference.score, "blank": blank.score,
+                        "max_score": reference.max_score})
+        if not as_json:
+            click.echo(f"{assignment}: ok (reference {reference.score}/{reference.max_score}, "
+                       f"blank {blank.score}/{blank.max_score})")
+    if as_json:
+        click.echo(json.dumps(outcome, indent=2))
+
+
+@main.command()
+@click.argument("assignment")
+@click.option("--student", "students", multiple=True, help="Grade only this student (repeatable).")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Submissions graded at once.")
+@click.option("--force", is_flag=True, help="Grade again submissions that already have results.")
+@click.option("--no-sandbox", is_flag=True,
+              help="Run student code WITHOUT bubblewrap isolation. Only for trusted code on a throw-away machine.")
+@course_dir_option
+@json_option
+def grade(assignment: str, students: tuple[str, ...], jobs: int, force: bool, no_sandbox: bool,
+          course_dir: Path | None, as_json: bool) -> None:
+    """Grade the submissions in submitted/<student>/ASSIGNMENT/.
+
+    Writes autograded/<student>/ASSIGNMENT/results.json and the scores into the gradebook. Exit code 0 when
+    every submission was graded (a low score or a rejected notebook is a result, not a failure).
+
+    Example: dlgrade grade seq2seq --student alice --jobs 2
+    """
+    from autograder.pipeline import grade as grade_batch
+
+    course = _course(course_dir)
+    if no_sandbox:
+        click.secho("warning: --no-sandbox: student code runs unisolated, as you", fg="yellow", err=True)
+
+    def progress(result) -> None:
+        click.echo(f"  {result.student}: {result.score:g}/{result.max_score:g} {result.status} "
+                   f"({result.grading_seconds:.0f} s)", err=True)
+
+    click.echo(f"grading {assignment} ...", err=True)
+    report = grade_batch(course=course, assignment=assignment, students=students, jobs=jobs, force=force,
+                         isolated=not no_sandbox, on_result=progress)
+    if as_json:
+        from dataclasses import asdict
+
+        click.echo(json.dumps(asdict(report), indent=2))
+        return
+    click.echo(results_table(report.results))
+    if report.skipped:
+        click.echo(f"skipped (already graded; --force grades again): {', '.join(report.skipped)}")
+    click.echo(f"{len(report.results)} graded in {report.seconds:.0f} s")
+
+
+def results_table(results) -> str:
+    """A plain table of student, score, status and reason."""
+    lines = [f"{'student':<16} {'score':>9}  {'status':<9} reason"]
+    for r in results:
+        reason = r.reason if len(r.reason) <= 90 else r.reason[:87] + "..."
+        lines.append(f"{r.student:<16} {f'{r.score:g}/{r.max_score:g}':>9}  {r.status:<9} {reason}")
+    return "\n".join(lines)
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["csv"]), default="csv", show_default=True,
+              help="Export format: long CSV, one row per student and assignment.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write here instead of standard output.")
+@course_dir_option
+def export(fmt: str, output: Path | None, course_dir: Path | None) -> None:
+    """Export the gradebook: one row per student and assignment, with score, max score and status.
+
+    Example: dlgrade export -o grades.csv
+    """
+    from autograder.export import export_frame
+
+    frame = export_frame(_course(course_dir))
+    text = frame.to_csv(index=False)
+    if output:
+        output.write_text(text)
+        click.echo(f"wrote {len(frame)} rows to {output}", err=True)
+    else:
+        click.echo(text, nl=False)

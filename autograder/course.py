@@ -1,0 +1,107 @@
+"""Where a course keeps its files, and each assignment's typed configuration (`solutions/<a>/assignment.toml`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autograder.errors import ConfigError
+from autograder.sandbox import Limits
+
+ASSIGNMENTS = ("seq2seq", "attention", "transfer_learning", "bert_finetune", "hub_exploration")
+GRADERS_DIR = "graders"  # hidden pytest graders, below solutions/<assignment>/; nbgrader_config.py never releases it
+CONFIG_FILE = "assignment.toml"
+
+
+@dataclass(frozen=True)
+class AssignmentConfig:
+    """How one assignment is graded. Every field has a default; `assignment.toml` overrides them."""
+
+    name: str
+    notebook: str = ""  # notebook file in solutions/<name>/; default "<name>.ipynb"
+    artifacts: tuple[str, ...] = ()  # files the notebook must leave in its working directory for the graders
+    limits: Limits = field(default_factory=Limits)  # sandbox limits for executing one submission
+    grader_seconds: float = 300.0  # time limit of the hidden graders for one submission
+    device: str = "cpu"  # "cpu", or "gpu" when the assignment wants one (used when present)
+
+    @property
+    def notebook_name(self) -> str:
+        return self.notebook or f"{self.name}.ipynb"
+
+
+@dataclass(frozen=True)
+class Course:
+    """The course root (nbgrader's course directory) and the paths dlgrade derives from it."""
+
+    root: Path
+
+    @property
+    def solutions(self) -> Path:
+        return self.root / "solutions"
+
+    @property
+    def releases(self) -> Path:
+        return self.root / "assignments"
+
+    @property
+    def submitted(self) -> Path:
+        return self.root / "submitted"
+
+    @property
+    def autograded(self) -> Path:
+        return self.root / "autograded"
+
+    @property
+    def feedback(self) -> Path:
+        return self.root / "feedback"
+
+    @property
+    def db_url(self) -> str:
+        return f"sqlite:///{(self.root / 'gradebook.db').resolve()}"
+
+    def graders(self, assignment: str) -> Path:
+        return self.solutions / assignment / GRADERS_DIR
+
+    def assignments(self) -> list[str]:
+        """Assignments that have a source folder, in course order."""
+        found = [p.name for p in sorted(self.solutions.iterdir()) if (p / CONFIG_FILE).exists()]
+        return sorted(found, key=lambda name: (ASSIGNMENTS.index(name) if name in ASSIGNMENTS else 99, name))
+
+    def students(self, assignment: str) -> list[str]:
+        """Students with a submission folder for `assignment`, sorted."""
+        if not self.submitted.is_dir():
+            return []
+        return sorted(p.name for p in self.submitted.iterdir() if (p / assignment).is_dir())
+
+    def config(self, assignment: str) -> AssignmentConfig:
+        """Read `solutions/<assignment>/assignment.toml`; unknown keys are an error, not silently ignored."""
+        path = self.solutions / assignment / CONFIG_FILE
+        if not path.exists():
+            known = ", ".join(self.assignments()) or "none"
+            raise ConfigError(f"no assignment {assignment!r}: {path} does not exist (assignments: {known})")
+        try:
+            raw = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+        limits = _typed(Limits, raw.pop("limits", {}), path)
+        raw["artifacts"] = tuple(raw.get("artifacts", ()))
+        return _typed(AssignmentConfig, {**raw, "name": assignment, "limits": limits}, path)
+
+
+def _typed(cls, values: dict, path: Path):
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    return cls(**values)
+
+
+def find_course(start: Path | None = None) -> Course:
+    """The course whose root holds nbgrader_config.py, searching upwards from `start` (default: cwd)."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in [here, *here.parents]:
+        if (candidate / "nbgrader_config.py").exists():
+            return Course(candidate)
+    raise ConfigError(f"no nbgrader_config.py in {here} or above: pass --course-dir COURSE")

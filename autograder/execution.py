@@ -1,0 +1,124 @@
+"""Execute a submission's notebook in the sandbox and bring its artifacts out as plain files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+import autograder
+from autograder import sandbox
+from autograder.course import AssignmentConfig
+
+RUNNER_DIR = ".dlgrade"
+MAX_ARTIFACT_BYTES = 512 * 2**20
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What running a notebook produced: the sandbox's account, the executed notebook (untrusted), artifacts."""
+
+    run: sandbox.SandboxResult
+    executed: nbformat.NotebookNode | None
+    artifacts: dict[str, Path]  # declared artifact name -> copy outside the scratch directory
+    missing_artifacts: tuple[str, ...]
+
+
+def python_mounts() -> list[sandbox.Mount]:
+    """The interpreter, the virtual environment and this package, read-only at their own paths."""
+    base = Path(sys.base_prefix).resolve()
+    source = base
+    if not sandbox.reachable_by_others(base):
+        source = sandbox.mirror_tree(base, Path(sys.prefix) / ".dlgrade-python",
+                                     skip=("site-packages", "test", "__pycache__", "idlelib", "tkinter"))
+    mounts = [sandbox.Mount(source, base)]
+    if Path(sys.prefix).resolve() != base:
+        mounts.append(sandbox.Mount(Path(sys.prefix).resolve(), Path(sys.prefix).resolve()))
+    package = Path(autograder.__file__).resolve().parent
+    mounts.append(sandbox.Mount(package, package))
+    return mounts
+
+
+def kernel_env(config: AssignmentConfig) -> dict[str, str]:
+    """Environment of the runner and kernel: quiet, deterministic, no GPU unless the assignment wants one."""
+    return {
+        "PATH": f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "TF_DETERMINISTIC_OPS": "1",
+        "KERAS_BACKEND": "tensorflow",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": "/tmp/matplotlib",
+        "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "IPYTHONDIR": "/tmp/ipython",
+        "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "") if config.device == "gpu" else "",
+    }
+
+
+def execute_notebook(notebook: nbformat.NotebookNode, *, config: AssignmentConfig, release_dir: Path,
+                     artifacts_dir: Path, isolated: bool = True, slot: int = 0) -> Execution:
+    """Run `notebook` in a fresh scratch directory holding the release's files; copy declared artifacts out."""
+    with tempfile.TemporaryDirectory(prefix="dlgrade-scratch-") as tmp:
+        scratch = Path(tmp)
+        _copy_release_files(release_dir, scratch, skip=config.notebook_name)
+        (scratch / RUNNER_DIR).mkdir()
+        nbformat.write(notebook, scratch / RUNNER_DIR / "input.ipynb")
+        argv = [str(Path(sys.prefix) / "bin" / "python"), "-m", "autograder.kernel_runner",
+                f"{RUNNER_DIR}/input.ipynb", f"{RUNNER_DIR}/executed.ipynb",
+                "--cell-timeout", str(int(config.limits.wall_seconds))]
+        run = sandbox.run(argv, scratch=scratch, limits=config.limits, env=kernel_env(config), slot=slot,
+                          mounts=python_mounts() if isolated else (), isolated=isolated)
+        executed = _read_untrusted_notebook(scratch / RUNNER_DIR / "executed.ipynb")
+        found, missing = collect_artifacts(scratch, config.artifacts, artifacts_dir)
+    return Execution(run=run, executed=executed, artifacts=found, missing_artifacts=missing)
+
+
+def _copy_release_files(release_dir: Path, scratch: Path, *, skip: str) -> None:
+    for item in release_dir.iterdir():
+        if item.name == skip or item.name.startswith("."):
+            continue
+        if item.is_dir():
+            shutil.copytree(item, scratch / item.name)
+        else:
+            shutil.copy2(item, scratch / item.name)
+
+
+def _read_untrusted_notebook(path: Path) -> nbformat.NotebookNode | None:
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > 64 * 2**20:
+            return None
+        return nbformat.reads(path.read_text(errors="replace"), as_version=4)
+    except Exception:  # whatever the sandbox left there is data we may fail to parse; it only feeds messages
+        return None
+
+
+def collect_artifacts(scratch: Path, names: tuple[str, ...], dest: Path) -> tuple[dict[str, Path], tuple[str, ...]]:
+    """Copy each declared artifact that is a regular file (never following a symlink) out of scratch."""
+    dest.mkdir(parents=True, exist_ok=True)
+    found: dict[str, Path] = {}
+    missing: list[str] = []
+    for name in names:
+        source = scratch / name
+        try:
+            fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            missing.append(name)
+            continue
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_ARTIFACT_BYTES:
+                missing.append(name)
+                continue
+            target = dest / Path(name).name
+            with open(target, "wb") as out:
+                shutil.copyfileobj(handle, out)
+        found[name] = target
+    return found, tuple(missing)

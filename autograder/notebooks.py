@@ -1,0 +1,156 @@
+"""Notebooks through nbgrader's own API: releases, and submissions checked and restored before they run.
+
+Everything a submission contains is untrusted; this module only reads it as data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from autograder.course import Course
+from autograder.errors import ConfigError, SubmissionRejected
+
+MAX_NOTEBOOK_BYTES = 50 * 2**20
+
+
+def _tools_on_path() -> None:
+    """nbgrader runs `alembic` by name when it creates a gradebook: make the environment's tools findable."""
+    tools = str(Path(sys.prefix) / "bin")
+    if tools not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = tools + os.pathsep + os.environ.get("PATH", "")
+
+
+def nbgrader_config(course: Course):
+    """The course's nbgrader_config.py, with paths made absolute so nothing depends on the working directory."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    _tools_on_path()
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(course.root)).load_config()
+    config.CourseDirectory.root = str(course.root)
+    config.CourseDirectory.db_url = course.db_url
+    return config
+
+
+def generate_release(course: Course, assignment: str) -> str:
+    """Run nbgrader's generate_assignment (solutions/ -> assignments/, source cells into the gradebook)."""
+    from nbgrader.apps.api import NbGraderAPI
+
+    api = NbGraderAPI(config=nbgrader_config(course))
+    outcome = api.generate_assignment(assignment, force=True, create=True)
+    if not outcome["success"]:
+        raise ConfigError(f"nbgrader could not generate {assignment}:\n{outcome.get('log', '')}"
+                          f"{outcome.get('error', '')}")
+    return outcome.get("log", "")
+
+
+def ensure_in_gradebook(course: Course, assignment: str) -> None:
+    """Grading needs the source cells in the gradebook (to restore locked cells); generate them if absent."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    _tools_on_path()
+    with Gradebook(course.db_url) as gradebook:
+        try:
+            gradebook.find_assignment(assignment)
+            return
+        except MissingEntry:
+            pass
+    generate_release(course, assignment)
+
+
+def read_submission(path: Path) -> nbformat.NotebookNode:
+    """Parse a submitted notebook, or reject it with a reason a student can act on."""
+    if not path.is_file() or path.is_symlink():
+        raise SubmissionRejected(f"no notebook found: expected {path.name} in your submission")
+    if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+        raise SubmissionRejected(f"{path.name} is larger than {MAX_NOTEBOOK_BYTES // 2**20} MiB; clear its outputs "
+                                 "and submit again")
+    raw = path.read_bytes()
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SubmissionRejected(f"{path.name} is not a notebook (not valid JSON: {exc}); submit the .ipynb file "
+                                 "saved by JupyterLab") from None
+    if not isinstance(data, dict) or data.get("nbformat") != 4:
+        found = data.get("nbformat") if isinstance(data, dict) else type(data).__name__
+        raise SubmissionRejected(f"{path.name} is in notebook format {found!r}, expected 4; open it in "
+                                 "JupyterLab 4 and save it again")
+    try:
+        notebook = nbformat.reads(raw.decode(), as_version=4)
+        nbformat.validate(notebook)
+    except Exception as exc:  # nbformat raises several unrelated types for malformed files
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SubmissionRejected(f"{path.name} is not a valid notebook: {first_line}") from None
+    return notebook
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@dataclass(frozen=True)
+class Restored:
+    """A submission after nbgrader's sanitising steps, with what they changed, in plain words."""
+
+    notebook: nbformat.NotebookNode
+    notes: tuple[str, ...]
+
+
+def restore_cells(notebook: nbformat.NotebookNode, *, course: Course, assignment: str, notebook_name: str,
+                  student: str) -> Restored:
+    """nbgrader's sanitize steps: clear outputs, restore locked and test cells (and deleted ones) from the
+    gradebook's copy of the source, reset kernelspec and point values, then check the cell metadata."""
+    from nbgrader.preprocessors import (CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteCells,
+                                        OverwriteKernelspec)
+
+    log = logging.getLogger(f"dlgrade.restore.{student}")
+    log.propagate = False
+    collect = _Collect()
+    log.addHandler(collect)
+    resources = {"nbgrader": {"db_url": course.db_url, "assignment": assignment, "student": student,
+                              "notebook": Path(notebook_name).stem}}
+    steps = [ClearOutput(log=log), DeduplicateIds(log=log), OverwriteKernelspec(log=log),
+             OverwriteCells(log=log, add_missing_cells=True), CheckCellMetadata(log=log)]
+    try:
+        for step in steps:
+            notebook, resources = step.preprocess(notebook, resources)
+    except Exception as exc:  # nbgrader raises ValidationError, KeyError or RuntimeError on tampered metadata
+        raise SubmissionRejected(
+            "the notebook's grading cells were tampered with beyond repair (" + (str(exc).splitlines() or [""])[0]
+            + "); download the release again and copy your answers into it") from None
+    finally:
+        log.removeHandler(collect)
+    return Restored(notebook=notebook, notes=tuple(_plain(m) for m in collect.messages))
+
+
+def _plain(message: str) -> str:
+    if message.startswith("Attribute 'checksum'"):
+        cell = message.split("cell ")[1].split(" ")[0]
+        return f"locked cell {cell} was edited; it was restored from the release"
+    if message.startswith("Missing grade cell"):
+        return f"cell {message.split('cell ')[1].split(' ')[0]} was deleted; it was added back from the release"
+    return message
+
+
+def cell_errors(executed: nbformat.NotebookNode) -> list[str]:
+    """'cell 4 (build_model): NotImplementedError: ...' for each cell whose execution raised."""
+    errors = []
+    for index, cell in enumerate(executed.get("cells", [])):
+        for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            if output.get("output_type") == "error":
+                grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
+                label = f"cell {index + 1}" + (f" ({grade_id})" if grade_id else "")
+                errors.append(f"{label}: {str(output.get('ename', ''))[:100]}: {str(output.get('evalue', ''))[:300]}")
+    return errors

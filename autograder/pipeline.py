@@ -1,0 +1,242 @@
+"""Grading, one submission at a time, as an explicit list of small steps; batches and validation on top.
+
+    read_notebook -> restore_locked_cells -> execute_in_sandbox -> run_hidden_graders -> summarize
+    then, in the batch's own thread: record (gradebook) and write results.json
+
+Student code runs only inside `execute_in_sandbox`; everything after it reads files.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import nbformat
+
+from autograder import gradebook, notebooks
+from autograder.course import AssignmentConfig, Course
+from autograder.errors import SubmissionRejected, ValidationFailed
+from autograder.execution import Execution, execute_notebook
+from autograder.graders import run_graders
+from autograder.results import BatchReport, CheckResult, SubmissionResult
+
+RESULTS_FILE = "results.json"
+LOG_FILE = "dlgrade.log"
+
+
+@dataclass
+class Job:
+    """The work on one submission as it moves through the steps."""
+
+    course: Course
+    config: AssignmentConfig
+    student: str
+    submission_dir: Path
+    output_dir: Path  # autograded/<student>/<assignment>/
+    isolated: bool = True
+    slot: int = 0
+    notebook: nbformat.NotebookNode | None = None
+    notes: list[str] = field(default_factory=list)
+    execution: Execution | None = None
+    checks: list[CheckResult] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+
+
+def read_notebook(job: Job) -> None:
+    job.notebook = notebooks.read_submission(job.submission_dir / job.config.notebook_name)
+
+
+def restore_locked_cells(job: Job) -> None:
+    restored = notebooks.restore_cells(job.notebook, course=job.course, assignment=job.config.name,
+                                       notebook_name=job.config.notebook_name, student=job.student)
+    job.notebook = restored.notebook
+    job.notes.extend(restored.notes)
+
+
+def execute_in_sandbox(job: Job) -> None:
+    job.execution = execute_notebook(job.notebook, config=job.config,
+                                     release_dir=job.course.releases / job.config.name,
+                                     artifacts_dir=job.output_dir / "artifacts", isolated=job.isolated, slot=job.slot)
+    if job.execution.executed is not None:
+        nbformat.write(job.execution.executed, job.output_dir / job.config.notebook_name)
+    run = job.execution.run
+    job.log.append(f"sandbox: exit {run.returncode}, {run.wall_seconds:.1f} s, "
+                   f"peak {run.peak_memory_bytes / 2**20:.0f} MiB\n--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}")
+
+
+def run_hidden_graders(job: Job) -> None:
+    checks, log = run_graders(graders_dir=job.course.graders(job.config.name),
+                              artifacts_dir=job.output_dir / "artifacts", timeout=job.config.grader_seconds)
+    job.checks = checks
+    job.log.append(f"--- graders\n{log}")
+
+
+STEPS: tuple[Callable[[Job], None], ...] = (read_notebook, restore_locked_cells, execute_in_sandbox,
+                                            run_hidden_graders)
+
+
+def summarize(job: Job, *, max_score: float) -> SubmissionResult:
+    """Status and reason from what happened: the graders' checks decide the score, nothing else."""
+    execution = job.execution
+    reasons: list[str] = []
+    status = "graded"
+    if execution.run.stopped == "timeout":
+        status = "timeout"
+        reasons.append(f"the notebook was {execution.run.reason}")
+    elif execution.run.stopped == "memory":
+        status = "error"
+        reasons.append(f"the notebook was {execution.run.reason}")
+    elif execution.executed is None:
+        status = "error"
+        reasons.append("the notebook could not be executed (the kernel did not start or was killed)")
+    elif execution.run.returncode == 3:
+        status = "error"
+        reasons.append("the kernel died while running the notebook (did it call exit() or crash?)")
+    if execution.executed is not None:
+        errors = notebooks.cell_errors(execution.executed)
+        if errors:
+            reasons.append("errors while running: " + "; ".join(errors[:3]) + (" ..." if len(errors) > 3 else ""))
+    if execution.missing_artifacts:
+        reasons.append("missing output file(s): " + ", ".join(execution.missing_artifacts))
+    if not job.checks:
+        status = "error"
+        reasons.append("the hidden checks could not run; your instructor has the log")
+    score = round(sum(check.score for check in job.checks), 3)
+    return SubmissionResult(student=job.student, assignment=job.config.name, score=score, max_score=max_score,
+                            status=status, reason="; ".join(reasons), tests=tuple(job.checks),
+                            execution_seconds=round(execution.run.wall_seconds, 2), notes=tuple(job.notes))
+
+
+def autograded_points(course: Course, assignment: str, notebook_name: str) -> dict[str, float]:
+    """Points of each autograded grade cell (a test cell, not a hand-graded answer) in the source notebook."""
+    source = nbformat.read(course.solutions / assignment / notebook_name, as_version=4)
+    points = {}
+    for cell in source.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("grade") and not meta.get("solution") and cell.cell_type == "code":
+            points[meta["grade_id"]] = float(meta.get("points", 0))
+    return points
+
+
+def grade_submission(job: Job) -> SubmissionResult:
+    """Run the steps for one submission; a rejected submission scores 0 with the reason."""
+    start = time.monotonic()
+    max_score = sum(autograded_points(job.course, job.config.name, job.config.notebook_name).values())
+    shutil.rmtree(job.output_dir, ignore_errors=True)
+    job.output_dir.mkdir(parents=True)
+    try:
+        for step in STEPS:
+            step(job)
+        result = summarize(job, max_score=max_score)
+    except SubmissionRejected as exc:
+        result = SubmissionResult(student=job.student, assignment=job.config.name, score=0.0, max_score=max_score,
+                                  status="rejected", reason=str(exc), notes=tuple(job.notes))
+    except Exception:  # a fault of ours must not cost the student a grade or stop the batch: say so, keep going
+        job.log.append("--- internal error\n" + traceback.format_exc())
+        result = SubmissionResult(student=job.student, assignment=job.config.name, score=0.0, max_score=max_score,
+                                  status="error", reason="grading failed on our side; your instructor has the log "
+                                  f"({job.output_dir / LOG_FILE})", notes=tuple(job.notes))
+    (job.output_dir / LOG_FILE).write_text("\n".join(job.log))
+    return replace(result, grading_seconds=round(time.monotonic() - start, 2))
+
+
+def check_points_match(result: SubmissionResult, points: dict[str, float]) -> None:
+    """The hidden checks of each cell must add up to that cell's points, or the gradebook would disagree."""
+    if not result.tests:
+        return
+    per_cell: dict[str, float] = {}
+    for check in result.tests:
+        per_cell[check.cell] = per_cell.get(check.cell, 0.0) + check.max_score
+    if per_cell != points:
+        raise ValidationFailed(f"{result.assignment}: hidden checks carry {per_cell} points per cell, but the "
+                               f"notebook's grade cells have {points}")
+
+
+def already_graded(course: Course, assignment: str, student: str) -> bool:
+    return (course.autograded / student / assignment / RESULTS_FILE).exists()
+
+
+def grade(*, course: Course, assignment: str, students: tuple[str, ...] = (), jobs: int = 1, force: bool = False,
+          isolated: bool = True, on_result: Callable[[SubmissionResult], None] | None = None) -> BatchReport:
+    """Grade the submissions of `assignment` (all, or `students`); skip graded ones unless `force`."""
+    start = time.monotonic()
+    config = course.config(assignment)
+    if isolated:
+        from autograder.sandbox import check_sandbox
+
+        check_sandbox()
+    notebooks.ensure_in_gradebook(course, assignment)
+    chosen = list(students) or course.students(assignment)
+    for student in chosen:
+        if not (course.submitted / student / assignment).is_dir():
+            raise SubmissionRejected(f"no submission of {student} for {assignment} in {course.submitted}")
+    skipped = tuple(s for s in chosen if not force and already_graded(course, assignment, s))
+    todo = [s for s in chosen if s not in skipped]
+    points = autograded_points(course, assignment, config.notebook_name)
+    results = []
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(grade_submission, Job(course=course, config=config, student=student,
+                                                     submission_dir=course.submitted / student / assignment,
+                                                     output_dir=course.autograded / student / assignment,
+                                                     isolated=isolated, slot=index % max(1, jobs)))
+                   for index, student in enumerate(todo)]
+        for future in as_completed(futures):
+            result = future.result()
+            check_points_match(result, points)
+            gradebook.record(course, result)
+            result.write(course.autograded / result.student / assignment / RESULTS_FILE)
+            results.append(result)
+            if on_result:
+                on_result(result)
+    results.sort(key=lambda r: r.student)
+    return BatchReport(assignment=assignment, results=tuple(results), skipped=skipped,
+                       seconds=round(time.monotonic() - start, 2))
+
+
+def validate(*, course: Course, assignment: str, isolated: bool = True) -> tuple[SubmissionResult, SubmissionResult]:
+    """Grade the reference solution and the blank release in a throw-away copy of the course.
+
+    Raises ValidationFailed unless the reference earns full marks and the blank release earns zero.
+    """
+    config = course.config(assignment)
+    with tempfile.TemporaryDirectory(prefix="dlgrade-validate-") as tmp:
+        scratch_course = Course(Path(tmp))
+        shutil.copy2(course.root / "nbgrader_config.py", scratch_course.root / "nbgrader_config.py")
+        shutil.copytree(course.solutions / assignment, scratch_course.solutions / assignment)
+        notebooks.generate_release(scratch_course, assignment)
+        for student, source in (("reference", scratch_course.solutions), ("blank", scratch_course.releases)):
+            target = scratch_course.submitted / student / assignment
+            target.mkdir(parents=True)
+            shutil.copy2(source / assignment / config.notebook_name, target / config.notebook_name)
+        report = grade(course=scratch_course, assignment=assignment, jobs=1, isolated=isolated)
+    by_student = {r.student: r for r in report.results}
+    reference, blank = by_student["reference"], by_student["blank"]
+    problems = []
+    if reference.score != reference.max_score:
+        failed = [f"{c.name}: {c.output}" for c in reference.tests if c.score < c.max_score]
+        problems.append(f"the reference solution earned {reference.score}/{reference.max_score} "
+                        f"({reference.status}; {reference.reason}; {failed})")
+    if blank.score != 0:
+        passed = [c.name for c in blank.tests if c.score > 0]
+        problems.append(f"the blank release earned {blank.score} points (checks passed: {passed})")
+    if problems:
+        raise ValidationFailed(f"{assignment}: " + "; ".join(problems))
+    return reference, blank
+
+
+def load_results(course: Course, assignment: str) -> list[SubmissionResult]:
+    """Every results.json written for `assignment`, sorted by student."""
+    found = []
+    for path in sorted(course.autograded.glob(f"*/{assignment}/{RESULTS_FILE}")):
+        try:
+            found.append(SubmissionResult.from_json(path.read_text()))
+        except (json.JSONDecodeError, TypeError):
+            continue
+    return found

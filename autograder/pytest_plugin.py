@@ -1,0 +1,102 @@
+"""pytest plugin that turns hidden grader tests into `CheckResult`s.
+
+A hidden test declares its points and the nbgrader grade cell that carries them:
+
+    @pytest.mark.points(3, cell="check-architecture")
+    def test_encoder_does_not_return_sequences(model): ...
+
+A test passes for full points, or for a fraction of them when it sets `credit.fraction` (partial credit
+between a floor and a target). Failure messages are the assertion's own message (graders run with
+`--assert=plain`), never the test's code, data or traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pytest
+
+from autograder.results import CheckResult
+
+
+@dataclass
+class Credit:
+    """Set by a test for partial credit: `fraction` of its points, and a message shown even on a pass."""
+
+    fraction: float = 1.0
+    message: str = ""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dlgrade")
+    group.addoption("--dlgrade-artifacts", help="directory with the submission's collected artifacts")
+    group.addoption("--dlgrade-results", help="where to write the check results as JSON")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "points(n, cell): points of a hidden check and the grade cell carrying them")
+    config.stash[_RESULTS] = {}
+
+
+_RESULTS = pytest.StashKey[dict]()
+
+
+@pytest.fixture
+def artifacts_dir(request: pytest.FixtureRequest) -> Path:
+    """The directory of artifacts the submission's notebook left behind (copied out of the sandbox)."""
+    value = request.config.getoption("--dlgrade-artifacts")
+    if not value:
+        pytest.fail("graders need --dlgrade-artifacts")
+    return Path(value)
+
+
+@pytest.fixture
+def credit(request: pytest.FixtureRequest) -> Credit:
+    """Partial credit for the current test (see module docstring)."""
+    value = Credit()
+    request.node.stash[_CREDIT] = value
+    return value
+
+
+_CREDIT = pytest.StashKey[Credit]()
+
+
+def _message(excinfo: pytest.ExceptionInfo) -> tuple[str, str]:
+    """(status, message) for a failed phase; only the exception's own message crosses to the student."""
+    exc = excinfo.value
+    if isinstance(exc, AssertionError) or excinfo.errisinstance(pytest.fail.Exception):
+        return "failed", str(getattr(exc, "msg", None) or exc).strip() or "the check failed"
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return "error", f"the check could not run: {type(exc).__name__}: {first}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    marker = item.get_closest_marker("points")
+    if marker is None:
+        return
+    results = item.config.stash[_RESULTS]
+    points = float(marker.args[0] if marker.args else marker.kwargs.get("n", 1))
+    cell = marker.kwargs.get("cell", "")
+    name = (item.obj.__doc__ or item.name).strip().splitlines()[0] if hasattr(item, "obj") else item.name
+    if report.failed or report.skipped:
+        status, message = _message(call.excinfo) if call.excinfo else ("failed", "skipped")
+        results[item.nodeid] = CheckResult(name=name, cell=cell, score=0.0, max_score=points, status=status,
+                                           output=message)
+    elif report.when == "call" and item.nodeid not in results:
+        credit = item.stash.get(_CREDIT, Credit())
+        fraction = min(max(credit.fraction, 0.0), 1.0)
+        results[item.nodeid] = CheckResult(name=name, cell=cell, score=round(points * fraction, 3),
+                                           max_score=points, status="passed" if fraction > 0 else "failed",
+                                           output=credit.message)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    target = session.config.getoption("--dlgrade-results")
+    if target:
+        results = session.config.stash[_RESULTS]
+        Path(target).write_text(json.dumps([asdict(r) for r in results.values()], indent=2))

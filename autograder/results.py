@@ -1,0 +1,67 @@
+"""Result records of grading, and their JSON form (`results.json`, close to Gradescope's)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+SubmissionStatus = Literal["graded", "error", "timeout", "rejected"]
+CheckStatus = Literal["passed", "failed", "error"]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One hidden check: its points, and a message the student can act on (never hidden code or data)."""
+
+    name: str
+    cell: str  # the nbgrader grade cell whose points this check carries
+    score: float
+    max_score: float
+    status: CheckStatus
+    output: str = ""
+    visibility: str = "visible"
+
+
+@dataclass(frozen=True)
+class SubmissionResult:
+    """The grade of one submission; `reason` says why it is not "graded" or what was noticed on the way."""
+
+    student: str
+    assignment: str
+    score: float
+    max_score: float
+    status: SubmissionStatus
+    reason: str = ""
+    tests: tuple[CheckResult, ...] = ()
+    execution_seconds: float = 0.0
+    grading_seconds: float = 0.0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> SubmissionResult:
+        data = json.loads(text)
+        data["tests"] = tuple(CheckResult(**test) for test in data.get("tests", ()))
+        data["notes"] = tuple(data.get("notes", ()))
+        return cls(**data)
+
+    def write(self, path: Path) -> None:
+        """Write atomically, so an interrupted run never leaves half a results.json behind."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(self.to_json())
+        tmp.replace(path)
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What one `dlgrade grade` run did: the results it produced and the submissions it skipped."""
+
+    assignment: str
+    results: tuple[SubmissionResult, ...]
+    skipped: tuple[str, ...] = ()
+    seconds: float = 0.0

@@ -1,0 +1,74 @@
+"""Hidden graders of the seq2seq exercise (10 points). Never released to students."""
+
+import numpy as np
+import pytest
+
+from autograder.datasets import BITS, DIGITS, binary_to_decimal, encode_numbers
+from autograder.keras_checks import LayerRule, architecture_message, architecture_rows, partial_credit
+
+N_OUTPUT_SYMBOLS = 10
+HELD_OUT_SEED = 7_193  # private: which unseen numbers the accuracy check uses
+ACCURACY_FLOOR, ACCURACY_TARGET = 0.3, 0.9
+
+RULES = [
+    LayerRule("Embedding", "Embedding(input_dim=2)", lambda layer: layer.input_dim == 2),
+    LayerRule("LSTM", "LSTM(return_sequences=False)", lambda layer: not layer.return_sequences),
+    LayerRule("RepeatVector", f"RepeatVector(n={DIGITS})", lambda layer: layer.n == DIGITS),
+    LayerRule("LSTM", "LSTM(return_sequences=True)", lambda layer: layer.return_sequences),
+    LayerRule("Dense", f"Dense(units={N_OUTPUT_SYMBOLS}, activation=softmax)",
+              lambda layer: layer.units == N_OUTPUT_SYMBOLS and layer.get_config()["activation"] == "softmax"),
+]
+
+
+def _rows(model):
+    return architecture_rows(model, RULES)
+
+
+@pytest.mark.points(2, cell="check_architecture")
+def test_layer_types_and_order(model):
+    """Layers: Embedding -> LSTM -> RepeatVector -> LSTM -> Dense, no more, no fewer"""
+    rows = _rows(model)
+    kinds_ok = len(rows) == len(RULES) and all(found.split("(")[0] == rule.kind for (_, _, found, _), rule in
+                                               zip(rows, RULES))
+    assert kinds_ok, "the layers differ from Embedding -> LSTM -> RepeatVector -> LSTM -> Dense:\n" + \
+        architecture_message(rows)
+
+
+@pytest.mark.points(1, cell="check_architecture")
+def test_encoder_and_decoder_sequences(model):
+    """The encoder LSTM returns only its last output; the decoder LSTM returns sequences"""
+    lstms = [layer for layer in model.layers if type(layer).__name__ == "LSTM"]
+    assert len(lstms) == 2, f"expected 2 LSTM layers, found {len(lstms)}"
+    assert not lstms[0].return_sequences, "the encoder LSTM must not return sequences (return_sequences=False)"
+    assert lstms[1].return_sequences, "the decoder LSTM must return sequences (return_sequences=True)"
+
+
+@pytest.mark.points(1, cell="check_architecture")
+def test_repeat_and_softmax(model):
+    """RepeatVector repeats the encoding once per output digit; the output layer is a softmax"""
+    rows = _rows(model)
+    assert all(ok for *_, ok in rows), "some layer settings differ:\n" + architecture_message(rows)
+
+
+@pytest.mark.points(1, cell="check_output_shape")
+def test_output_shape(model):
+    """Output shape (None, 4, 10)"""
+    expected = (None, DIGITS, N_OUTPUT_SYMBOLS)
+    found = tuple(model.output_shape)
+    assert found == expected, f"expected output shape {expected}, found {found}"
+
+
+@pytest.mark.points(5, cell="check_accuracy")
+def test_exact_sequence_accuracy(model, credit):
+    """Exact-sequence accuracy on numbers never seen in training (full points from 90 %, partial from 30 %)"""
+    unseen = np.random.default_rng(HELD_OUT_SEED).choice(binary_to_decimal("validation").numbers, 512,
+                                                           replace=False)
+    data = encode_numbers(unseen)
+    assert tuple(model.input_shape) == (None, BITS), f"expected input shape (None, {BITS}), found {model.input_shape}"
+    predicted = np.asarray(model.predict(data.x, batch_size=256, verbose=0)).argmax(axis=-1)
+    assert predicted.shape == data.y.shape, f"predictions have shape {predicted.shape}, expected {data.y.shape}"
+    accuracy = float((predicted == data.y).all(axis=1).mean())
+    credit.fraction = partial_credit(accuracy, floor=ACCURACY_FLOOR, target=ACCURACY_TARGET)
+    credit.message = (f"exact-sequence accuracy {accuracy:.3f} on 512 unseen numbers "
+                      f"(target {ACCURACY_TARGET}, partial credit from {ACCURACY_FLOOR})")
+    assert credit.fraction > 0, credit.message
