@@ -99,11 +99,14 @@ def validate(assignments: tuple[str, ...], course_dir: Path | None, no_sandbox: 
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Submissions graded at once.")
 @click.option("--force", is_flag=True, help="Grade again submissions that already have results.")
+@click.option("--time-limit", type=click.FloatRange(1), default=None,
+              help="Wall-time limit per notebook in seconds (default: the assignment's, see assignment.toml).")
 @click.option("--no-sandbox", is_flag=True,
               help="Run student code WITHOUT bubblewrap isolation. Only for trusted code on a throw-away machine.")
 @course_dir_option
 @json_option
-def grade(assignment: str, students: tuple[str, ...], jobs: int, force: bool, no_sandbox: bool,
+def grade(assignment: str, students: tuple[str, ...], jobs: int, force: bool, time_limit: float | None,
+          no_sandbox: bool,
           course_dir: Path | None, as_json: bool) -> None:
     """Grade the submissions in submitted/<student>/ASSIGNMENT/.
 
@@ -124,7 +127,7 @@ def grade(assignment: str, students: tuple[str, ...], jobs: int, force: bool, no
 
     click.echo(f"grading {assignment} ...", err=True)
     report = grade_batch(course=course, assignment=assignment, students=students, jobs=jobs, force=force,
-                         isolated=not no_sandbox, on_result=progress)
+                         isolated=not no_sandbox, time_limit=time_limit, on_result=progress)
     if as_json:
         from dataclasses import asdict
 

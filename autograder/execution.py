@@ -106,19 +106,21 @@ def collect_artifacts(scratch: Path, names: tuple[str, ...], dest: Path) -> tupl
     found: dict[str, Path] = {}
     missing: list[str] = []
     for name in names:
+        if Path(name).name != name:
+            raise ValueError(f"artifact names are plain file names, not paths: {name!r}")
         source = scratch / name
         try:
             fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:
             missing.append(name)
             continue
-        with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_ARTIFACT_BYTES:
-                missing.append(name)
-                continue
-            target = dest / Path(name).name
-            with open(target, "wb") as out:
-                shutil.copyfileobj(handle, out)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_ARTIFACT_BYTES:
+            os.close(fd)
+            missing.append(name)
+            continue
+        target = dest / Path(name).name
+        with os.fdopen(fd, "rb") as handle, open(target, "wb") as out:
+            shutil.copyfileobj(handle, out)
         found[name] = target
     return found, tuple(missing)

@@ -164,10 +164,16 @@ def already_graded(course: Course, assignment: str, student: str) -> bool:
 
 
 def grade(*, course: Course, assignment: str, students: tuple[str, ...] = (), jobs: int = 1, force: bool = False,
-          isolated: bool = True, on_result: Callable[[SubmissionResult], None] | None = None) -> BatchReport:
-    """Grade the submissions of `assignment` (all, or `students`); skip graded ones unless `force`."""
+          isolated: bool = True, time_limit: float | None = None,
+          on_result: Callable[[SubmissionResult], None] | None = None) -> BatchReport:
+    """Grade the submissions of `assignment` (all, or `students`); skip graded ones unless `force`.
+
+    `time_limit` overrides the assignment's wall-time limit (seconds) for this run.
+    """
     start = time.monotonic()
     config = course.config(assignment)
+    if time_limit is not None:
+        config = replace(config, limits=replace(config.limits, wall_seconds=float(time_limit)))
     if isolated:
         from autograder.sandbox import check_sandbox
 

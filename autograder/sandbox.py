@@ -156,7 +156,7 @@ def _bwrap_argv(argv: Sequence[str], *, limits: Limits, mounts: Sequence[Mount],
     args += ["--file", "0", "/etc/passwd", "--file", "0", "/etc/group"]  # placeholders replaced below
     for mount in mounts:
         args += ["--ro-bind", str(mount.source), str(mount.dest)]
-    args += ["--bind", str(scratch), SCRATCH_MOUNT, "--chdir", SCRATCH_MOUNT, "--clearenv"]
+    args += ["--bind", str(scratch), SCRATCH_MOUNT, "--remount-ro", "/", "--chdir", SCRATCH_MOUNT, "--clearenv"]
     base_env = {"HOME": SCRATCH_MOUNT, "USER": "student", "LANG": "C.UTF-8", "TMPDIR": "/tmp",
                 "PATH": "/usr/local/bin:/usr/bin:/bin"}
     for key, value in {**base_env, **env}.items():
@@ -235,6 +235,9 @@ def run(argv: Sequence[str], *, scratch: Path, limits: Limits, mounts: Sequence[
         return _watch(list(argv), limits=limits, identity=None, pass_fds=[], cwd=scratch, env=plain_env)
     identity = _host_identity(slot)
     if identity is not None:
+        if not reachable_by_others(scratch):
+            raise SandboxUnavailable(f"scratch directory {scratch} lies below a private directory; the sandbox "
+                                     "user cannot reach it (use one below /tmp)")
         for path in [scratch, *scratch.rglob("*")]:
             os.lchown(path, *identity)
     passwd_r = _pipe_with(f"student:x:{SANDBOX_UID}:{SANDBOX_UID}:student:{SCRATCH_MOUNT}:/bin/sh\n")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from autograder.datasets import BITS, DIGITS, binary_to_decimal, encode_numbers
-from autograder.keras_checks import LayerRule, architecture_message, architecture_rows, partial_credit
+from autograder.keras_checks import LayerRule, architecture_message, architecture_rows, describe, partial_credit
 
 N_OUTPUT_SYMBOLS = 10
 HELD_OUT_SEED = 7_193  # private: which unseen numbers the accuracy check uses
@@ -45,9 +45,15 @@ def test_encoder_and_decoder_sequences(model):
 
 @pytest.mark.points(1, cell="check_architecture")
 def test_repeat_and_softmax(model):
-    """RepeatVector repeats the encoding once per output digit; the output layer is a softmax"""
-    rows = _rows(model)
-    assert all(ok for *_, ok in rows), "some layer settings differ:\n" + architecture_message(rows)
+    """RepeatVector repeats the encoding once per output digit; the output layer is a softmax over 10 digits"""
+    repeats = [layer for layer in model.layers if type(layer).__name__ == "RepeatVector"]
+    assert len(repeats) == 1, f"expected one RepeatVector layer, found {len(repeats)}"
+    assert repeats[0].n == DIGITS, f"RepeatVector must repeat {DIGITS} times (once per output digit), found {repeats[0].n}"
+    last = model.layers[-1]
+    activation = last.get_config().get("activation")
+    assert type(last).__name__ == "Dense" and activation == "softmax", (
+        f"the last layer must be Dense(..., activation='softmax'), found {describe(last)}")
+    assert last.units == N_OUTPUT_SYMBOLS, f"the last layer must have {N_OUTPUT_SYMBOLS} units, found {last.units}"
 
 
 @pytest.mark.points(1, cell="check_output_shape")

@@ -1,0 +1,94 @@
+"""Fast checks of pure functions and small parts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from autograder.course import Course
+from autograder.datasets import binary_string, binary_to_decimal, decimal_string, encode_numbers
+from autograder.errors import ConfigError, SubmissionRejected
+from autograder.execution import collect_artifacts
+from autograder.keras_checks import partial_credit
+from autograder.notebooks import read_submission
+from autograder.results import CheckResult, SubmissionResult
+
+
+def test_lecture_example_encodes():
+    data = encode_numbers(np.array([int("111101001010", 2), 42]))
+    assert binary_string(data.x[0]) == "111101001010" and decimal_string(data.y[0]) == "3914"
+    assert decimal_string(data.y[1]) == "0042"
+
+
+def test_public_splits_are_disjoint_and_cover_all_numbers():
+    train, validation = binary_to_decimal("train"), binary_to_decimal("validation")
+    assert not set(train.numbers) & set(validation.numbers)
+    assert len(set(train.numbers) | set(validation.numbers)) == 4096
+    assert np.array_equal(binary_to_decimal("train", seed=3).numbers.sort(), train.numbers.sort())
+    with pytest.raises(ValueError):
+        binary_to_decimal("test")
+
+
+@pytest.mark.parametrize(("value", "expected"), [(0.2, 0.0), (0.3, 0.0), (0.6, 0.5), (0.9, 1.0), (1.0, 1.0)])
+def test_partial_credit(value, expected):
+    assert partial_credit(value, floor=0.3, target=0.9) == pytest.approx(expected)
+
+
+def test_results_round_trip(tmp_path):
+    result = SubmissionResult(student="s", assignment="a", score=1.5, max_score=2, status="graded",
+                              tests=(CheckResult("c", "cell", 1.5, 2, "passed", "msg"),))
+    result.write(tmp_path / "r.json")
+    assert SubmissionResult.from_json((tmp_path / "r.json").read_text()) == result
+    assert set(json.loads(result.to_json())) >= {"score", "max_score", "status", "reason", "tests"}
+
+
+@pytest.mark.parametrize(("content", "says"), [
+    (None, "no notebook found"),
+    (b"not json at all", "not valid JSON"),
+    (json.dumps({"nbformat": 3, "nbformat_minor": 0, "worksheets": []}).encode(), "format 3"),
+    (json.dumps({"nbformat": 4, "cells": "nope"}).encode(), "not a valid notebook"),
+])
+def test_bad_notebooks_are_rejected_with_a_reason(tmp_path, content, says):
+    path = tmp_path / "nb.ipynb"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(SubmissionRejected, match=says):
+        read_submission(path)
+
+
+def test_good_notebook_reads(tmp_path):
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]), path)
+    assert read_submission(path).cells[0].source == "1"
+
+
+def test_config_rejects_unknown_settings(tmp_path):
+    (tmp_path / "solutions" / "x").mkdir(parents=True)
+    (tmp_path / "solutions" / "x" / "assignment.toml").write_text("artifacts = ['m.keras']\ntypo = 1\n")
+    with pytest.raises(ConfigError, match="typo"):
+        Course(tmp_path).config("x")
+    with pytest.raises(ConfigError, match="no assignment"):
+        Course(tmp_path).config("missing")
+
+
+def test_repository_assignment_configs_load():
+    course = Course(Path(__file__).resolve().parents[1])
+    config = course.config("seq2seq")
+    assert config.artifacts == ("seq2seq_model.keras",) and config.limits.wall_seconds > 0
+
+
+def test_artifacts_never_follow_symlinks(tmp_path):
+    scratch, dest = tmp_path / "scratch", tmp_path / "dest"
+    scratch.mkdir()
+    secret = tmp_path / "secret"
+    secret.write_text("hidden")
+    (scratch / "model.keras").symlink_to(secret)
+    (scratch / "ok.npz").write_bytes(b"data")
+    (scratch / "fifo").mkdir()
+    found, missing = collect_artifacts(scratch, ("model.keras", "ok.npz", "fifo", "absent"), dest)
+    assert set(found) == {"ok.npz"} and set(missing) == {"model.keras", "fifo", "absent"}
+    assert (dest / "ok.npz").read_bytes() == b"data"
