@@ -22,9 +22,9 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print machin
 
 
 def _course(course_dir: Path | None):
-    from autograder.course import Course, find_course
+    from autograder.course import find_course, open_course
 
-    return Course(course_dir.resolve()) if course_dir else find_course()
+    return open_course(course_dir) if course_dir else find_course()
 
 
 class _Group(click.Group):

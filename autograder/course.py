@@ -98,6 +98,14 @@ def _typed(cls, values: dict, path: Path):
     return cls(**values)
 
 
+def open_course(root: Path) -> Course:
+    """The course at `root`, which must hold nbgrader_config.py."""
+    root = root.resolve()
+    if not (root / "nbgrader_config.py").exists():
+        raise ConfigError(f"{root} is not a course: it has no nbgrader_config.py")
+    return Course(root)
+
+
 def find_course(start: Path | None = None) -> Course:
     """The course whose root holds nbgrader_config.py, searching upwards from `start` (default: cwd)."""
     here = (start or Path.cwd()).resolve()
