@@ -1,0 +1,80 @@
+"""`dlgrade validate` both ways, on a tiny assignment built in code (a real kernel and sandbox, no training),
+and on the real seq2seq assignment of the repository."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from click.testing import CliRunner
+from nbformat.v4 import new_code_cell, new_notebook
+
+from autograder.cli import main
+from autograder.course import Course
+from autograder.errors import ValidationFailed
+from autograder.pipeline import validate
+from tests.conftest import REPO
+
+
+def _cell(source: str, grade_id: str, **nbgrader) -> dict:
+    cell = new_code_cell(source)
+    cell.metadata["nbgrader"] = {"grade_id": grade_id, "schema_version": 3, "task": False, "grade": False,
+                                 "solution": False, "locked": False, **nbgrader}
+    return cell
+
+
+GRADER = '''
+import json
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.points(2, cell="check_add")
+def test_add(artifacts_dir):
+    """add(2, 3) is 5"""
+    path = artifacts_dir / "answer.json"
+    assert path.exists(), "the notebook did not save answer.json"
+    assert json.loads(path.read_text())["sum"] == 5, "add(2, 3) should be 5"
+'''
+
+
+def tiny_course(root, grader: str = GRADER) -> Course:
+    """A course with one assignment `tiny`: write add(a, b); a locked cell saves add(2, 3) as the artifact."""
+    shutil.copy2(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
+    folder = root / "solutions" / "tiny"
+    (folder / "graders").mkdir(parents=True)
+    notebook = new_notebook(cells=[
+        _cell("def add(a, b):\n    ### BEGIN SOLUTION\n    return a + b\n    ### END SOLUTION", "add", solution=True),
+        _cell("import json\njson.dump({'sum': add(2, 3)}, open('answer.json', 'w'))", "save", locked=True),
+        _cell("assert add(1, 1) == 2", "check_add", grade=True, locked=True, points=2),
+    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    import nbformat
+
+    nbformat.write(notebook, folder / "tiny.ipynb")
+    (folder / "assignment.toml").write_text('artifacts = ["answer.json"]\n[limits]\nwall_seconds = 60\n')
+    (folder / "graders" / "test_tiny.py").write_text(grader)
+    return Course(root)
+
+
+def test_validate_passes_for_a_sound_grader(tmp_path):
+    reference, blank = validate(course=tiny_course(tmp_path), assignment="tiny")
+    assert (reference.score, blank.score, reference.max_score) == (2, 0, 2)
+
+
+def test_validate_fails_when_the_blank_release_earns_points(tmp_path):
+    lenient = GRADER.replace('assert path.exists(), "the notebook did not save answer.json"', "return")
+    with pytest.raises(ValidationFailed, match="blank release earned 2"):
+        validate(course=tiny_course(tmp_path, lenient), assignment="tiny")
+
+
+def test_validate_fails_when_points_do_not_match_the_notebook(tmp_path):
+    with pytest.raises(ValidationFailed, match="points per cell"):
+        validate(course=tiny_course(tmp_path, GRADER.replace("points(2", "points(3")), assignment="tiny")
+
+
+@pytest.mark.slow
+def test_validate_seq2seq_from_the_command_line():
+    run = CliRunner().invoke(main, ["validate", "seq2seq", "--course-dir", str(REPO)])
+    assert run.exit_code == 0, run.output
+    assert "seq2seq: ok (reference 10/10, blank 0/10)" in run.output
