@@ -25,10 +25,11 @@ demo: install
 	$(BIN)/python -m autograder.demo
 
 test: install
+	$(BIN)/ruff check autograder tests benchmarks solutions/*/graders
 	$(BIN)/python -m pytest -v --durations=15
 
 lint: install
-	$(BIN)/ruff check autograder tests solutions benchmarks
+	$(BIN)/ruff check autograder tests benchmarks solutions/*/graders
 
 benchmark: install
 	$(BIN)/python benchmarks/bench_grade.py

@@ -149,6 +149,23 @@ def results_table(results) -> str:
 
 
 @main.command()
+@click.argument("assignment")
+@course_dir_option
+def feedback(assignment: str, course_dir: Path | None) -> None:
+    """Write an HTML feedback page per graded student: feedback/<student>/ASSIGNMENT/<notebook>.html.
+
+    Example: dlgrade feedback seq2seq
+    """
+    from autograder.feedback import write_feedback
+    from autograder.pipeline import load_results
+
+    course = _course(course_dir)
+    config = course.config(assignment)
+    written = write_feedback(course, load_results(course, assignment), config.notebook_name)
+    click.echo(f"wrote {len(written)} feedback page(s) to {course.feedback}")
+
+
+@main.command()
 @click.option("--format", "fmt", type=click.Choice(["csv"]), default="csv", show_default=True,
               help="Export format: long CSV, one row per student and assignment.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -19,6 +19,7 @@ def main() -> int:
     from autograder.cli import results_table
     from autograder.examples import EXAMPLES, write_examples
     from autograder.export import export_frame
+    from autograder.feedback import write_feedback
     from autograder.notebooks import generate_release
     from autograder.pipeline import grade
 
@@ -40,6 +41,8 @@ def main() -> int:
                        on_result=lambda r: print(f"    {r.student}: {r.score:g}/{r.max_score:g} {r.status} "
                                                  f"({r.grading_seconds:.0f} s)", flush=True))
         reports.append(report)
+    for report in reports:
+        write_feedback(course, list(report.results), course.config(report.assignment).notebook_name)
     export_path = course.root / "dlgrade-grades.csv"
     export_frame(course).to_csv(export_path, index=False)
     print()
@@ -48,6 +51,7 @@ def main() -> int:
         print(results_table(report.results))
         print()
     print(f"results:   {course.autograded}/<student>/<assignment>/results.json")
+    print(f"feedback:  {course.feedback}/<student>/<assignment>/<notebook>.html")
     print(f"gradebook: {course.root / 'gradebook.db'} (nbgrader's; try `.venv/bin/nbgrader export`)")
     print(f"export:    {export_path}")
     print(f"demo finished in {time.monotonic() - start:.0f} s")

@@ -14,6 +14,7 @@ def export_frame(course: Course) -> pd.DataFrame:
     frame = scores_frame(course)
     statuses = {(r.student, r.assignment): (r.status, r.reason)
                 for assignment in frame["assignment"].unique() for r in load_results(course, assignment)}
-    frame["status"] = [statuses.get(key, ("", ""))[0] for key in zip(frame["student"], frame["assignment"])]
-    frame["reason"] = [statuses.get(key, ("", ""))[1] for key in zip(frame["student"], frame["assignment"])]
+    keys = list(zip(frame["student"], frame["assignment"], strict=True))
+    frame["status"] = [statuses.get(key, ("", ""))[0] for key in keys]
+    frame["reason"] = [statuses.get(key, ("", ""))[1] for key in keys]
     return frame

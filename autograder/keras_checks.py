@@ -91,7 +91,8 @@ def architecture_message(rows: list[tuple[int, str, str, bool]]) -> str:
     """A plain-text table of expected vs found layers, marking the rows that differ."""
     width = max(len(row[1]) for row in rows)
     lines = [f"{'#':>2}  {'expected':<{width}}  found"]
-    lines += [f"{i:>2}  {expected:<{width}}  {found}{'' if ok else '   <-- differs'}" for i, expected, found, ok in rows]
+    lines += [f"{i:>2}  {expected:<{width}}  {found}{'' if ok else '   <-- differs'}"
+              for i, expected, found, ok in rows]
     return "\n".join(lines)
 
 

@@ -112,8 +112,13 @@ def restore_cells(notebook: nbformat.NotebookNode, *, course: Course, assignment
                   student: str) -> Restored:
     """nbgrader's sanitize steps: clear outputs, restore locked and test cells (and deleted ones) from the
     gradebook's copy of the source, reset kernelspec and point values, then check the cell metadata."""
-    from nbgrader.preprocessors import (CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteCells,
-                                        OverwriteKernelspec)
+    from nbgrader.preprocessors import (
+        CheckCellMetadata,
+        ClearOutput,
+        DeduplicateIds,
+        OverwriteCells,
+        OverwriteKernelspec,
+    )
 
     log = logging.getLogger(f"dlgrade.restore.{student}")
     log.propagate = False

@@ -9,6 +9,7 @@ Student code runs only inside `execute_in_sandbox`; everything after it reads fi
 from __future__ import annotations
 
 import json
+import queue
 import shutil
 import tempfile
 import time
@@ -187,12 +188,24 @@ def grade(*, course: Course, assignment: str, students: tuple[str, ...] = (), jo
     todo = [s for s in chosen if s not in skipped]
     points = autograded_points(course, assignment, config.notebook_name)
     results = []
+    slots: queue.Queue[int] = queue.Queue()
+    for slot in range(max(1, jobs)):
+        slots.put(slot)
+
+    def in_free_slot(job: Job) -> SubmissionResult:
+        """Each running job holds a slot of its own, so parallel sandboxes never share a host uid."""
+        job.slot = slots.get()
+        try:
+            return grade_submission(job)
+        finally:
+            slots.put(job.slot)
+
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(grade_submission, Job(course=course, config=config, student=student,
-                                                     submission_dir=course.submitted / student / assignment,
-                                                     output_dir=course.autograded / student / assignment,
-                                                     isolated=isolated, slot=index % max(1, jobs)))
-                   for index, student in enumerate(todo)]
+        futures = [pool.submit(in_free_slot, Job(course=course, config=config, student=student,
+                                                 submission_dir=course.submitted / student / assignment,
+                                                 output_dir=course.autograded / student / assignment,
+                                                 isolated=isolated))
+                   for student in todo]
         for future in as_completed(futures):
             result = future.result()
             check_points_match(result, points)

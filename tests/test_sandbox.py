@@ -42,7 +42,8 @@ def test_instructor_tree_and_host_files_are_invisible(scratch, tmp_path):
     secret.write_text("42")
     repo = Path(__file__).resolve().parents[1]
     code = (f"import os\nfor p in [{str(secret)!r}, {str(repo / 'solutions')!r}, {str(repo / 'tests')!r},"
-            " '/root/.bashrc', '/etc/shadow', '/var']:\n    print(p, os.path.exists(p) and bool(os.listdir(p) if os.path.isdir(p) else 1))")
+            " '/root/.bashrc', '/etc/shadow', '/var']:\n"
+            "    print(p, os.path.exists(p) and bool(os.listdir(p) if os.path.isdir(p) else 1))")
     result = run_python(code, scratch)
     assert result.returncode == 0, result.stderr
     for line in result.stdout.splitlines():
@@ -52,7 +53,8 @@ def test_instructor_tree_and_host_files_are_invisible(scratch, tmp_path):
 
 def test_cannot_write_outside_scratch(scratch):
     code = ("import os\nfor p in ['/usr/x', os.__file__ + '.x', '/etc/x', '/x', '/home/x']:\n"
-            "    try:\n        open(p, 'w').write('x'); print('wrote', p)\n    except OSError as e: print('refused', p)")
+            "    try:\n        open(p, 'w').write('x'); print('wrote', p)\n"
+            "    except OSError as e: print('refused', p)")
     result = run_python(code, scratch)
     assert "wrote" not in result.stdout and result.stdout.count("refused") == 5, result.stdout + result.stderr
 

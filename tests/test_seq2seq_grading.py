@@ -146,3 +146,18 @@ def test_second_run_skips_graded_and_force_regrades(graded):
     run = CliRunner().invoke(main, ["grade", "seq2seq", "--course-dir", str(course.root), "--student", "not_json",
                                     "--force"])
     assert run.exit_code == 0 and "rejected" in run.output
+
+
+def test_feedback_pages_show_scores_and_hide_the_graders(graded):
+    course, results = graded
+    run = CliRunner().invoke(main, ["feedback", "seq2seq", "--course-dir", str(course.root)])
+    assert run.exit_code == 0, run.output
+    hidden = (course.graders("seq2seq") / "test_seq2seq.py").read_text()
+    secret_lines = [line.strip() for line in hidden.splitlines() if "SEED" in line or line.startswith("def test_")]
+    for student, result in results.items():
+        page = (course.feedback / student / "seq2seq" / "seq2seq.html").read_text()
+        assert f"{result.score:g} / {result.max_score:g}" in page and f"Status: {result.status}" in page
+        assert not any(line in page for line in secret_lines), student
+        assert "Traceback" not in page
+    extra = (course.feedback / "extra_layer" / "seq2seq" / "seq2seq.html").read_text()
+    assert "Dropout" in extra and "&lt;-- differs" in extra

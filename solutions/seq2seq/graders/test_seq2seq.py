@@ -28,8 +28,8 @@ def _rows(model):
 def test_layer_types_and_order(model):
     """Layers: Embedding -> LSTM -> RepeatVector -> LSTM -> Dense, no more, no fewer"""
     rows = _rows(model)
-    kinds_ok = len(rows) == len(RULES) and all(found.split("(")[0] == rule.kind for (_, _, found, _), rule in
-                                               zip(rows, RULES))
+    kinds_ok = len(rows) == len(RULES) and all(found.split("(")[0] == rule.kind
+                                               for (_, _, found, _), rule in zip(rows, RULES, strict=True))
     assert kinds_ok, "the layers differ from Embedding -> LSTM -> RepeatVector -> LSTM -> Dense:\n" + \
         architecture_message(rows)
 
@@ -48,7 +48,8 @@ def test_repeat_and_softmax(model):
     """RepeatVector repeats the encoding once per output digit; the output layer is a softmax over 10 digits"""
     repeats = [layer for layer in model.layers if type(layer).__name__ == "RepeatVector"]
     assert len(repeats) == 1, f"expected one RepeatVector layer, found {len(repeats)}"
-    assert repeats[0].n == DIGITS, f"RepeatVector must repeat {DIGITS} times (once per output digit), found {repeats[0].n}"
+    assert repeats[0].n == DIGITS, (
+        f"RepeatVector must repeat {DIGITS} times (once per output digit), found {repeats[0].n}")
     last = model.layers[-1]
     activation = last.get_config().get("activation")
     assert type(last).__name__ == "Dense" and activation == "softmax", (
