@@ -44,19 +44,12 @@ def decimal_string(digits: np.ndarray) -> str:
     return "".join(OUTPUT_SYMBOLS[int(d)] for d in digits)
 
 
-def binary_to_decimal(split: str, *, seed: int = 0) -> SequenceData:
-    """The public splits of the seq2seq exercise: "train" (3/4 of all numbers) and "validation" (the rest).
+def binary_to_decimal(*, seed: int = 0) -> SequenceData:
+    """Every 12-bit number once, shuffled by `seed`: the whole (small) domain of the seq2seq exercise.
 
-    The same permutation (fixed, public) always gives the same split, so a student's validation numbers
-    are never in their training data. Hidden graders draw their own inputs.
+    The exercise trains on the whole domain on purpose. Its last digit, n mod 10, is a parity-like function of
+    the bits: an LSTM encoder-decoder trained on 3/4 of the numbers gets the first two digits of the other 1/4
+    right (97-100 %) but the last digit only at chance, 4-7 % exact-sequence accuracy (measured, see the
+    closing note of issue 2). Hidden graders evaluate on a hidden sample of the domain.
     """
-    order = np.random.default_rng(2024).permutation(2**BITS)
-    cut = 3 * 2**BITS // 4
-    if split == "train":
-        chosen = order[:cut]
-    elif split == "validation":
-        chosen = order[cut:]
-    else:
-        raise ValueError(f"split must be 'train' or 'validation', not {split!r}")
-    chosen = np.random.default_rng(seed).permutation(chosen)
-    return encode_numbers(chosen)
+    return encode_numbers(np.random.default_rng(seed).permutation(2**BITS))

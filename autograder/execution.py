@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import stat
@@ -30,18 +31,29 @@ class Execution:
     missing_artifacts: tuple[str, ...]
 
 
+MIRRORS = Path("/var/tmp/dlgrade-mirrors")  # reachable copies of private paths, for a grader running as root
+
+
+def _reachable(path: Path, *, skip: tuple[str, ...] = ()) -> Path:
+    """`path` itself, or a hard-linked mirror of it when the sandbox uid could not reach it (root's home)."""
+    if os.geteuid() != 0 or sandbox.reachable_by_others(path):
+        return path
+    packages = next(path.glob("lib/python3*/site-packages"), path)
+    key = hashlib.sha256(f"{path}:{packages.stat().st_mtime_ns}".encode()).hexdigest()[:16]
+    MIRRORS.mkdir(mode=0o755, parents=True, exist_ok=True)
+    return sandbox.mirror_tree(path, MIRRORS / f"{path.name}-{key}", skip=skip)
+
+
 def python_mounts() -> list[sandbox.Mount]:
     """The interpreter, the virtual environment and this package, read-only at their own paths."""
     base = Path(sys.base_prefix).resolve()
-    source = base
-    if not sandbox.reachable_by_others(base):
-        source = sandbox.mirror_tree(base, Path(sys.prefix) / ".dlgrade-python",
-                                     skip=("site-packages", "test", "__pycache__", "idlelib", "tkinter"))
-    mounts = [sandbox.Mount(source, base)]
-    if Path(sys.prefix).resolve() != base:
-        mounts.append(sandbox.Mount(Path(sys.prefix).resolve(), Path(sys.prefix).resolve()))
+    mounts = [sandbox.Mount(_reachable(base, skip=("site-packages", "test", "__pycache__", "idlelib", "tkinter")),
+                            base)]
+    venv = Path(sys.prefix).resolve()
+    if venv != base:
+        mounts.append(sandbox.Mount(_reachable(venv), venv))
     package = Path(autograder.__file__).resolve().parent
-    mounts.append(sandbox.Mount(package, package))
+    mounts.append(sandbox.Mount(_reachable(package), package))
     return mounts
 
 

@@ -40,7 +40,7 @@ def test_release_holds_no_solution_and_no_grader(assignment):
     names = {p.name for p in release.rglob("*")}
     assert "graders" not in names and "assignment.toml" not in names and not any(n.startswith("test_") for n in names)
     text = "".join(source for _, source, _ in _cells(release / COMMITTED.config(assignment).notebook_name))
-    assert "BEGIN SOLUTION" not in text and "HELD_OUT_SEED" not in text
+    assert "BEGIN SOLUTION" not in text and "HIDDEN_SAMPLE_SEED" not in text
     for grader in COMMITTED.graders(assignment).glob("*.py"):
         for line in grader.read_text().splitlines():
             if "SEED" in line and "=" in line:

@@ -38,6 +38,21 @@ def _tampered(course) -> bytes:
     return nbformat.writes(notebook).encode()
 
 
+def _snooping(course) -> bytes:
+    """The blank release plus a cell that hunts for the hidden graders, the solution and the network."""
+    notebook = nbformat.read(course.releases / "seq2seq" / "seq2seq.ipynb", as_version=4)
+    targets = [str(course.graders("seq2seq") / "test_seq2seq.py"), str(course.solutions / "seq2seq" / "seq2seq.ipynb"),
+               str(course.root / "gradebook.db")]
+    notebook.cells.insert(1, nbformat.v4.new_code_cell(
+        "import os, socket\n"
+        f"for path in {targets!r}:\n"
+        "    print('SNOOP', path, 'visible' if os.path.exists(path) else 'invisible')\n"
+        "try:\n    socket.create_connection(('127.0.0.1', 22), timeout=2); print('SNOOP network reachable')\n"
+        "except OSError:\n    print('SNOOP network unreachable')\n"
+        "open('/home/student/seq2seq_model.keras', 'w').write('not a model')"))
+    return nbformat.writes(notebook).encode()
+
+
 @pytest.fixture(scope="module")
 def graded(seq2seq_course):
     course = seq2seq_course
@@ -46,7 +61,8 @@ def graded(seq2seq_course):
            json.dumps({"nbformat": 3, "nbformat_minor": 0, "metadata": {}, "worksheets": []}).encode())
     submit(course, "missing", "seq2seq", None)
     submit(course, "tampered", "seq2seq", _tampered(course))
-    students = ("reference", "blank", "extra_layer", "crash", "not_json", "nbformat3", "missing", "tampered")
+    submit(course, "snoop", "seq2seq", _snooping(course))
+    students = ("reference", "blank", "extra_layer", "crash", "not_json", "nbformat3", "missing", "tampered", "snoop")
     batch = grade(course=course, assignment="seq2seq", students=students, jobs=2, time_limit=300)
     timeout = grade(course=course, assignment="seq2seq", students=("timeout",), time_limit=20)
     results = {r.student: r for r in batch.results + timeout.results}
@@ -100,6 +116,17 @@ def test_tampered_cells_are_restored_and_graded_honestly(graded):
     assert result.score == 10, result.reason
     notes = " ".join(result.notes)
     assert "check_output_shape was deleted" in notes and "check_architecture was edited" in notes
+
+
+def test_snooping_submission_sees_nothing_and_its_fake_model_earns_nothing(graded):
+    course, results = graded
+    executed = nbformat.read(course.autograded / "snoop" / "seq2seq" / "seq2seq.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    snooped = [line for line in printed.splitlines() if line.startswith("SNOOP")]
+    assert len(snooped) == 4, printed
+    assert all(line.endswith(" invisible") for line in snooped[:3]) and snooped[3] == "SNOOP network unreachable"
+    snoop = results["snoop"]
+    assert snoop.score == 0 and all("not a model saved by model.save" in t.output for t in snoop.tests)
 
 
 def test_results_json_and_logs_are_written(graded):

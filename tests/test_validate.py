@@ -62,6 +62,11 @@ def test_validate_passes_for_a_sound_grader(tmp_path):
     assert (reference.score, blank.score, reference.max_score) == (2, 0, 2)
 
 
+def test_validate_without_sandbox_runs_the_same_pipeline(tmp_path):
+    reference, blank = validate(course=tiny_course(tmp_path), assignment="tiny", isolated=False)
+    assert (reference.score, blank.score) == (2, 0)
+
+
 def test_validate_fails_when_the_blank_release_earns_points(tmp_path):
     lenient = GRADER.replace('assert path.exists(), "the notebook did not save answer.json"', "return")
     with pytest.raises(ValidationFailed, match="blank release earned 2"):

@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 
-from autograder.datasets import BITS, DIGITS, binary_to_decimal, encode_numbers
+from autograder.datasets import BITS, DIGITS, encode_numbers
 from autograder.keras_checks import LayerRule, architecture_message, architecture_rows, describe, partial_credit
 
 N_OUTPUT_SYMBOLS = 10
-HELD_OUT_SEED = 7_193  # private: which unseen numbers the accuracy check uses
-ACCURACY_FLOOR, ACCURACY_TARGET = 0.3, 0.9
+HIDDEN_SAMPLE_SEED = 7_193  # private: which numbers the accuracy check asks the model about
+HIDDEN_SAMPLE_SIZE = 1024
+ACCURACY_FLOOR, ACCURACY_TARGET = 0.05, 0.2  # calibrated: benchmarks/bench_training.py seq2seq
 
 RULES = [
     LayerRule("Embedding", "Embedding(input_dim=2)", lambda layer: layer.input_dim == 2),
@@ -67,15 +68,14 @@ def test_output_shape(model):
 
 @pytest.mark.points(5, cell="check_accuracy")
 def test_exact_sequence_accuracy(model, credit):
-    """Exact-sequence accuracy on numbers never seen in training (full points from 90 %, partial from 30 %)"""
-    unseen = np.random.default_rng(HELD_OUT_SEED).choice(binary_to_decimal("validation").numbers, 512,
-                                                           replace=False)
-    data = encode_numbers(unseen)
+    """Exact-sequence accuracy on a hidden sample of numbers (all four digits right)"""
+    data = encode_numbers(np.random.default_rng(HIDDEN_SAMPLE_SEED).choice(2**BITS, HIDDEN_SAMPLE_SIZE,
+                                                                            replace=False))
     assert tuple(model.input_shape) == (None, BITS), f"expected input shape (None, {BITS}), found {model.input_shape}"
     predicted = np.asarray(model.predict(data.x, batch_size=256, verbose=0)).argmax(axis=-1)
     assert predicted.shape == data.y.shape, f"predictions have shape {predicted.shape}, expected {data.y.shape}"
     accuracy = float((predicted == data.y).all(axis=1).mean())
     credit.fraction = partial_credit(accuracy, floor=ACCURACY_FLOOR, target=ACCURACY_TARGET)
-    credit.message = (f"exact-sequence accuracy {accuracy:.3f} on 512 unseen numbers "
+    credit.message = (f"exact-sequence accuracy {accuracy:.3f} on {HIDDEN_SAMPLE_SIZE} hidden numbers "
                       f"(target {ACCURACY_TARGET}, partial credit from {ACCURACY_FLOOR})")
     assert credit.fraction > 0, credit.message
