@@ -25,6 +25,8 @@ class AssignmentConfig:
     limits: Limits = field(default_factory=Limits)  # sandbox limits for executing one submission
     grader_seconds: float = 300.0  # time limit of the hidden graders for one submission
     device: str = "cpu"  # "cpu", or "gpu" when the assignment wants one (used when present)
+    probe: str = ""  # file in graders/ run as a last cell in the student's kernel (sandboxed); writes arrays out
+    checkpoint: bool = False  # mount the course's BERT checkpoint read-only (autograder.checkpoints.resolve)
 
     @property
     def notebook_name(self) -> str:

@@ -8,6 +8,7 @@ import shutil
 import stat
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,14 @@ def python_mounts() -> list[sandbox.Mount]:
     return mounts
 
 
+def gpu_mounts(config: AssignmentConfig) -> list[sandbox.Mount]:
+    """NVIDIA device nodes for an assignment that wants a GPU, when this machine has one (else CPU, no error)."""
+    if config.device != "gpu":
+        return []
+    nodes = sorted(Path("/dev").glob("nvidia*"))
+    return [sandbox.Mount(node, node, device=True) for node in nodes if not node.is_dir()]
+
+
 def kernel_env(config: AssignmentConfig) -> dict[str, str]:
     """Environment of the runner and kernel: quiet, deterministic, no GPU unless the assignment wants one."""
     return {
@@ -76,8 +85,12 @@ def kernel_env(config: AssignmentConfig) -> dict[str, str]:
 
 
 def execute_notebook(notebook: nbformat.NotebookNode, *, config: AssignmentConfig, release_dir: Path,
-                     artifacts_dir: Path, isolated: bool = True, slot: int = 0) -> Execution:
-    """Run `notebook` in a fresh scratch directory holding the release's files; copy declared artifacts out."""
+                     artifacts_dir: Path, isolated: bool = True, slot: int = 0,
+                     resources: Sequence[sandbox.Mount] = (), env: dict[str, str] | None = None) -> Execution:
+    """Run `notebook` in a fresh scratch directory holding the release's files; copy declared artifacts out.
+
+    `resources` are extra read-only mounts (a model checkpoint), `env` extra variables for the kernel.
+    """
     with tempfile.TemporaryDirectory(prefix="dlgrade-scratch-") as tmp:
         scratch = Path(tmp)
         _copy_release_files(release_dir, scratch, skip=config.notebook_name)
@@ -86,8 +99,10 @@ def execute_notebook(notebook: nbformat.NotebookNode, *, config: AssignmentConfi
         argv = [str(Path(sys.prefix) / "bin" / "python"), "-m", "autograder.kernel_runner",
                 f"{RUNNER_DIR}/input.ipynb", f"{RUNNER_DIR}/executed.ipynb",
                 "--cell-timeout", str(int(config.limits.wall_seconds))]
-        run = sandbox.run(argv, scratch=scratch, limits=config.limits, env=kernel_env(config), slot=slot,
-                          mounts=python_mounts() if isolated else (), isolated=isolated)
+        mounts = [*python_mounts(), *(sandbox.Mount(_reachable(m.source), m.dest) for m in resources),
+                  *gpu_mounts(config)]
+        run = sandbox.run(argv, scratch=scratch, limits=config.limits, env={**kernel_env(config), **(env or {})},
+                          slot=slot, mounts=mounts if isolated else (), isolated=isolated)
         executed = _read_untrusted_notebook(scratch / RUNNER_DIR / "executed.ipynb")
         found, missing = collect_artifacts(scratch, config.artifacts, artifacts_dir)
     return Execution(run=run, executed=executed, artifacts=found, missing_artifacts=missing)

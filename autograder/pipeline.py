@@ -1,6 +1,7 @@
 """Grading, one submission at a time, as an explicit list of small steps; batches and validation on top.
 
-    read_notebook -> restore_locked_cells -> execute_in_sandbox -> run_hidden_graders -> summarize
+    read_notebook -> restore_locked_cells -> add_probe -> provide_checkpoint -> execute_in_sandbox
+    -> run_hidden_graders -> summarize
     then, in the batch's own thread: record (gradebook) and write results.json
 
 Student code runs only inside `execute_in_sandbox`; everything after it reads files.
@@ -27,9 +28,12 @@ from autograder.errors import SubmissionRejected, ValidationFailed
 from autograder.execution import Execution, execute_notebook
 from autograder.graders import run_graders
 from autograder.results import BatchReport, CheckResult, SubmissionResult
+from autograder.sandbox import Mount
 
 RESULTS_FILE = "results.json"
 LOG_FILE = "dlgrade.log"
+PROBE_KEY = "dlgrade_probe"  # metadata of the appended probe cell, removed again from the executed notebook
+CHECKPOINT_MOUNT = "/opt/dlgrade/checkpoint"  # where the sandbox sees the course's checkpoint
 
 
 @dataclass
@@ -45,6 +49,9 @@ class Job:
     slot: int = 0
     notebook: nbformat.NotebookNode | None = None
     notes: list[str] = field(default_factory=list)
+    mounts: list[Mount] = field(default_factory=list)  # read-only resources for the sandbox (a checkpoint)
+    kernel_env: dict[str, str] = field(default_factory=dict)
+    grader_env: dict[str, str] = field(default_factory=dict)
     execution: Execution | None = None
     checks: list[CheckResult] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
@@ -61,11 +68,34 @@ def restore_locked_cells(job: Job) -> None:
     job.notes.extend(restored.notes)
 
 
+def add_probe(job: Job) -> None:
+    """Append the assignment's probe as a last cell: it calls student-defined code in the sandbox, writes arrays."""
+    if job.config.probe:
+        source = (job.course.graders(job.config.name) / job.config.probe).read_text()
+        job.notebook.cells.append(nbformat.v4.new_code_cell(source, metadata={PROBE_KEY: True}))
+
+
+def provide_checkpoint(job: Job) -> None:
+    """Mount the course's model checkpoint read-only for assignments that declare `checkpoint = true`."""
+    if not job.config.checkpoint:
+        return
+    from autograder.checkpoints import resolve
+
+    checkpoint = resolve(job.course.root)
+    inside = CHECKPOINT_MOUNT if job.isolated else str(checkpoint.path)
+    job.mounts.append(Mount(checkpoint.path, Path(CHECKPOINT_MOUNT)))
+    job.kernel_env.update(DLGRADE_CHECKPOINT=inside, DLGRADE_CHECKPOINT_PROFILE=checkpoint.profile)
+    job.grader_env.update(DLGRADE_CHECKPOINT=str(checkpoint.path), DLGRADE_CHECKPOINT_PROFILE=checkpoint.profile)
+
+
 def execute_in_sandbox(job: Job) -> None:
     job.execution = execute_notebook(job.notebook, config=job.config,
                                      release_dir=job.course.releases / job.config.name,
-                                     artifacts_dir=job.output_dir / "artifacts", isolated=job.isolated, slot=job.slot)
+                                     artifacts_dir=job.output_dir / "artifacts", isolated=job.isolated, slot=job.slot,
+                                     resources=job.mounts, env=job.kernel_env)
     if job.execution.executed is not None:
+        job.execution.executed.cells = [cell for cell in job.execution.executed.cells
+                                        if not cell.get("metadata", {}).get(PROBE_KEY)]
         nbformat.write(job.execution.executed, job.output_dir / job.config.notebook_name)
     run = job.execution.run
     job.log.append(f"sandbox: exit {run.returncode}, {run.wall_seconds:.1f} s, "
@@ -74,13 +104,14 @@ def execute_in_sandbox(job: Job) -> None:
 
 def run_hidden_graders(job: Job) -> None:
     checks, log = run_graders(graders_dir=job.course.graders(job.config.name),
-                              artifacts_dir=job.output_dir / "artifacts", timeout=job.config.grader_seconds)
+                              artifacts_dir=job.output_dir / "artifacts", timeout=job.config.grader_seconds,
+                              env=job.grader_env)
     job.checks = checks
     job.log.append(f"--- graders\n{log}")
 
 
-STEPS: tuple[Callable[[Job], None], ...] = (read_notebook, restore_locked_cells, execute_in_sandbox,
-                                            run_hidden_graders)
+STEPS: tuple[Callable[[Job], None], ...] = (read_notebook, restore_locked_cells, add_probe, provide_checkpoint,
+                                            execute_in_sandbox, run_hidden_graders)
 
 
 def summarize(job: Job, *, max_score: float) -> SubmissionResult:

@@ -49,6 +49,7 @@ class Mount:
 
     source: Path
     dest: Path
+    device: bool = False  # a device node (a GPU), bound with device access instead of read-only
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def _bwrap_argv(argv: Sequence[str], *, limits: Limits, mounts: Sequence[Mount],
     args += _system_binds()
     args += ["--file", "0", "/etc/passwd", "--file", "0", "/etc/group"]  # placeholders replaced below
     for mount in mounts:
-        args += ["--ro-bind", str(mount.source), str(mount.dest)]
+        args += ["--dev-bind" if mount.device else "--ro-bind", str(mount.source), str(mount.dest)]
     args += ["--bind", str(scratch), SCRATCH_MOUNT, "--remount-ro", "/", "--chdir", SCRATCH_MOUNT, "--clearenv"]
     base_env = {"HOME": SCRATCH_MOUNT, "USER": "student", "LANG": "C.UTF-8", "TMPDIR": "/tmp",
                 "PATH": "/usr/local/bin:/usr/bin:/bin"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 
+import nbformat
 import pytest
 from click.testing import CliRunner
 from nbformat.v4 import new_code_cell, new_notebook
@@ -83,3 +84,50 @@ def test_validate_seq2seq_from_the_command_line():
     run = CliRunner().invoke(main, ["validate", "seq2seq", "--course-dir", str(REPO)])
     assert run.exit_code == 0, run.output
     assert "seq2seq: ok (reference 10/10, blank 0/10)" in run.output
+
+
+PROBE = '''
+import numpy as np
+
+_inputs = np.random.default_rng(11).integers(0, 100, size=(2, 5))
+try:
+    np.savez("probe.npz", sums=np.array([add(int(a), int(b)) for a, b in _inputs.T]))
+except Exception as exc:
+    np.savez("probe.npz", error=np.array(str(exc)))
+'''
+
+PROBE_GRADER = '''
+import numpy as np
+import pytest
+
+
+@pytest.mark.points(2, cell="check_add")
+def test_add_on_hidden_inputs(artifacts_dir):
+    """add() on inputs the student never saw"""
+    path = artifacts_dir / "probe.npz"
+    assert path.exists(), "the probe found no add()"
+    found = np.load(path, allow_pickle=False)
+    assert "sums" in found, f"add() raised: {found['error']}"
+    a, b = np.random.default_rng(11).integers(0, 100, size=(2, 5))
+    assert np.array_equal(found["sums"], a + b), "add() gives wrong sums"
+'''
+
+
+def test_probe_calls_student_code_in_the_sandbox_and_leaves_no_trace(tmp_path):
+    course = tiny_course(tmp_path, PROBE_GRADER)
+    (course.graders("tiny") / "probe.py").write_text(PROBE)
+    (course.solutions / "tiny" / "assignment.toml").write_text('artifacts = ["probe.npz"]\nprobe = "probe.py"\n')
+    reference, blank = validate(course=course, assignment="tiny")
+    assert (reference.score, blank.score) == (2, 0)
+    assert "add() raised" in blank.tests[0].output
+
+    from autograder.notebooks import generate_release
+    from autograder.pipeline import grade
+    from tests.conftest import submit
+
+    generate_release(course, "tiny")
+    submit(course, "ann", "tiny", (course.solutions / "tiny" / "tiny.ipynb").read_bytes())
+    (result,) = grade(course=course, assignment="tiny").results
+    executed = nbformat.read(course.autograded / "ann" / "tiny" / "tiny.ipynb", as_version=4)
+    assert result.score == 2
+    assert not any("probe.npz" in cell.source for cell in executed.cells), "the probe cell stays out of feedback"
