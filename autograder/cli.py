@@ -87,8 +87,8 @@ def validate(assignments: tuple[str, ...], course_dir: Path | None, no_sandbox: 
         outcome.append({"assignment": assignment, "reference": reference.score, "blank": blank.score,
                         "max_score": reference.max_score})
         if not as_json:
-            click.echo(f"{assignment}: ok (reference {reference.score}/{reference.max_score}, "
-                       f"blank {blank.score}/{blank.max_score})")
+            click.echo(f"{assignment}: ok (reference {reference.score:g}/{reference.max_score:g}, "
+                       f"blank {blank.score:g}/{blank.max_score:g})")
     if as_json:
         click.echo(json.dumps(outcome, indent=2))
 

@@ -33,10 +33,20 @@ def record(course: Course, result: SubmissionResult) -> None:
             submission = gradebook.add_submission(result.assignment, result.student)
         for notebook in submission.notebooks:
             for grade in notebook.grades:
-                if grade.cell.cell_type == "code" and not _is_manual(gradebook, grade):
+                if _is_manual(gradebook, grade):
+                    _mark_for_hand_grading(gradebook, grade, answered=grade.name not in result.unanswered)
+                elif grade.cell.cell_type == "code":
                     grade.auto_score = scores.get(grade.name, 0.0)
-                    grade.needs_manual_grade = False
+                    grade.needs_manual_grade = grade.manual_score is not None
         gradebook.db.commit()
+
+
+def _mark_for_hand_grading(gradebook, grade, *, answered: bool) -> None:
+    """As nbgrader's autograde does: a blank answer scores 0 ("No response."), an answer waits for formgrader."""
+    comment = gradebook.find_comment(grade.name, grade.notebook.name, grade.assignment.name, grade.student.id)
+    grade.auto_score = None if answered else 0.0
+    grade.needs_manual_grade = grade.auto_score is None or grade.manual_score is not None
+    comment.auto_comment = None if answered else "No response."
 
 
 def _is_manual(gradebook, grade) -> bool:

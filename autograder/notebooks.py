@@ -159,3 +159,18 @@ def cell_errors(executed: nbformat.NotebookNode) -> list[str]:
                 label = f"cell {index + 1}" + (f" ({grade_id})" if grade_id else "")
                 errors.append(f"{label}: {str(output.get('ename', ''))[:100]}: {str(output.get('evalue', ''))[:300]}")
     return errors
+
+
+def manual_answers(notebook: nbformat.NotebookNode) -> dict[str, bool]:
+    """Hand-graded answer cells (grade and solution) of a restored submission: grade id -> answered at all.
+
+    An answer whose nbgrader checksum still matches the release was left blank; nbgrader scores it 0.
+    """
+    from nbgrader.utils import determine_grade, is_grade, is_solution
+
+    answers = {}
+    for cell in notebook.cells:
+        if is_grade(cell) and is_solution(cell):
+            auto_score, _ = determine_grade(cell)
+            answers[cell.metadata.nbgrader["grade_id"]] = auto_score is None
+    return answers

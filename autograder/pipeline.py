@@ -49,6 +49,7 @@ class Job:
     slot: int = 0
     notebook: nbformat.NotebookNode | None = None
     notes: list[str] = field(default_factory=list)
+    manual_answers: dict[str, bool] = field(default_factory=dict)  # hand-graded cell -> answered
     mounts: list[Mount] = field(default_factory=list)  # read-only resources for the sandbox (a checkpoint)
     kernel_env: dict[str, str] = field(default_factory=dict)
     grader_env: dict[str, str] = field(default_factory=dict)
@@ -66,6 +67,7 @@ def restore_locked_cells(job: Job) -> None:
                                        notebook_name=job.config.notebook_name, student=job.student)
     job.notebook = restored.notebook
     job.notes.extend(restored.notes)
+    job.manual_answers = notebooks.manual_answers(job.notebook)
 
 
 def add_probe(job: Job) -> None:
@@ -143,7 +145,9 @@ def summarize(job: Job, *, max_score: float) -> SubmissionResult:
     score = round(sum(check.score for check in job.checks), 3)
     return SubmissionResult(student=job.student, assignment=job.config.name, score=score, max_score=max_score,
                             status=status, reason="; ".join(reasons), tests=tuple(job.checks),
-                            execution_seconds=round(execution.run.wall_seconds, 2), notes=tuple(job.notes))
+                            execution_seconds=round(execution.run.wall_seconds, 2), notes=tuple(job.notes),
+                            unanswered=tuple(cell for cell, answered in job.manual_answers.items() if not answered),
+                            needs_manual_grade=any(job.manual_answers.values()))
 
 
 def autograded_points(course: Course, assignment: str, notebook_name: str) -> dict[str, float]:

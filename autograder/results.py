@@ -38,6 +38,8 @@ class SubmissionResult:
     execution_seconds: float = 0.0
     grading_seconds: float = 0.0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    unanswered: tuple[str, ...] = ()  # hand-graded answer cells left as released (nbgrader's "No response")
+    needs_manual_grade: bool = False  # written answers wait for an instructor (formgrader)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -47,6 +49,7 @@ class SubmissionResult:
         data = json.loads(text)
         data["tests"] = tuple(CheckResult(**test) for test in data.get("tests", ()))
         data["notes"] = tuple(data.get("notes", ()))
+        data["unanswered"] = tuple(data.get("unanswered", ()))
         return cls(**data)
 
     def write(self, path: Path) -> None:
