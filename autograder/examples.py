@@ -70,7 +70,24 @@ SEQ2SEQ_EXAMPLES = (
     Example("not_json", "a file that is not a notebook: rejected", lambda reference, release: b"this is not JSON"),
 )
 
-EXAMPLES = {"seq2seq": SEQ2SEQ_EXAMPLES}
+HUB_EXAMPLES = (
+    Example("reference", "the instructor's solution: full marks (written answers wait for formgrader)",
+            lambda reference, release: reference),
+    Example("blank", "the release as handed out: zero, written answers marked 'No response'",
+            lambda reference, release: release),
+    Example("keras_layers", "counts Keras layers, not Transformer layers: loses the 1 point of the layer check",
+            lambda reference, release: _replace_in(reference, "facts", "int(backbone.num_layers)",
+                                                   "len(backbone.layers)")),
+    Example("whitespace_tokens", "splits the sentence at spaces instead of WordPiece: loses the 2 token points",
+            lambda reference, release: _replace_in(
+                reference, "facts", "[tokenizer.id_to_token(int(token_id)) for token_id in tokenizer(SENTENCE)]",
+                "SENTENCE.split()")),
+    Example("millions", "reports parameters in millions (1.2): loses the 1 point of the parameter check",
+            lambda reference, release: _replace_in(reference, "facts", "int(backbone.count_params())",
+                                                   "round(backbone.count_params() / 1e6, 1)")),
+)
+
+EXAMPLES = {"seq2seq": SEQ2SEQ_EXAMPLES, "hub_exploration": HUB_EXAMPLES}
 
 
 def write_examples(course: Course, assignment: str) -> list[Example]:
