@@ -185,3 +185,35 @@ def export(fmt: str, output: Path | None, course_dir: Path | None) -> None:
         click.echo(f"wrote {len(frame)} rows to {output}", err=True)
     else:
         click.echo(text, nl=False)
+
+
+@main.command()
+@click.option("--build-tiny", "build_tiny", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Build the tiny test checkpoint (Hugging Face format) into this folder instead.")
+@course_dir_option
+@json_option
+def checkpoint(build_tiny: Path | None, course_dir: Path | None, as_json: bool) -> None:
+    """Show which BERT checkpoint the course fine-tunes (bert_finetune, hub_exploration), building the tiny
+    default on first use.
+
+    The checkpoint is a Hugging Face-format folder (config.json, model.safetensors, vocab.txt), taken from
+    $DLGRADE_CHECKPOINT, else [checkpoint] path in the course's dlgrade.toml, else the tiny test checkpoint in
+    .dlgrade/checkpoints/tiny-bert.
+
+    Example: DLGRADE_CHECKPOINT=~/models/bert-base-cased dlgrade checkpoint
+    """
+    from autograder import checkpoints
+
+    if build_tiny is not None:
+        from autograder.textdata import load_reviews
+
+        found = checkpoints.build_tiny_bert(build_tiny, corpus=load_reviews().texts.tolist())
+    else:
+        found = checkpoints.resolve(_course(course_dir).root)
+    config = json.loads((found.path / "config.json").read_text())
+    summary = {"path": str(found.path), "profile": found.profile, "layers": config.get("num_hidden_layers"),
+               "hidden_size": config.get("hidden_size"), "vocabulary_size": config.get("vocab_size")}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo("\n".join(f"{key}: {value}" for key, value in summary.items()))

@@ -124,7 +124,7 @@ def summarize(job: Job, *, max_score: float) -> SubmissionResult:
     if execution.run.stopped == "timeout":
         status = "timeout"
         reasons.append(f"the notebook was {execution.run.reason}")
-    elif execution.run.stopped == "memory":
+    elif execution.run.stopped in ("memory", "disk"):
         status = "error"
         reasons.append(f"the notebook was {execution.run.reason}")
     elif execution.executed is None:

@@ -41,6 +41,7 @@ class Limits:
     max_output_bytes: int = 1 * 2**20  # stdout and stderr kept each; the rest is drained and dropped
     max_file_bytes: int = 1 * 2**30  # largest single file the run may write
     tmp_bytes: int = 512 * 2**20  # size of the private /tmp
+    disk_bytes: int = 2 * 2**30  # everything the run leaves in its scratch folder together
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class SandboxResult:
     stderr: str
     wall_seconds: float
     peak_memory_bytes: int
-    stopped: str | None  # "timeout" | "memory"
+    stopped: str | None  # "timeout" | "memory" | "disk"
     output_truncated: bool
     limits: Limits
 
@@ -72,6 +73,8 @@ class SandboxResult:
             return f"stopped after {self.limits.wall_seconds:.0f} s: the time limit was reached"
         if self.stopped == "memory":
             return f"stopped: used more than {self.limits.memory_bytes / 2**30:.1f} GiB of memory"
+        if self.stopped == "disk":
+            return f"stopped: wrote more than {self.limits.disk_bytes / 2**20:.0f} MiB of files"
         return None
 
 
@@ -233,7 +236,8 @@ def run(argv: Sequence[str], *, scratch: Path, limits: Limits, mounts: Sequence[
     scratch = scratch.resolve()
     if not isolated:
         plain_env = {"HOME": str(scratch), "LANG": "C.UTF-8", "PATH": "/usr/local/bin:/usr/bin:/bin", **(env or {})}
-        return _watch(list(argv), limits=limits, identity=None, pass_fds=[], cwd=scratch, env=plain_env)
+        return _watch(list(argv), limits=limits, identity=None, pass_fds=[], scratch=scratch, cwd=scratch,
+                      env=plain_env)
     identity = _host_identity(slot)
     if identity is not None:
         if not reachable_by_others(scratch):
@@ -247,7 +251,7 @@ def run(argv: Sequence[str], *, scratch: Path, limits: Limits, mounts: Sequence[
         args = _bwrap_argv(argv, limits=limits, mounts=mounts, scratch=scratch, env=env or {})
         args[args.index("/etc/passwd") - 1] = str(passwd_r)
         args[args.index("/etc/group") - 1] = str(group_r)
-        return _watch(args, limits=limits, identity=identity, pass_fds=[passwd_r, group_r])
+        return _watch(args, limits=limits, identity=identity, pass_fds=[passwd_r, group_r], scratch=scratch)
     finally:
         os.close(passwd_r)
         os.close(group_r)
@@ -260,8 +264,20 @@ def _pipe_with(text: str) -> int:
     return read_end
 
 
+def _disk_usage(folder: Path) -> int:
+    """Bytes allocated below `folder` (never following symlinks); files vanishing meanwhile are skipped."""
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            except OSError:
+                continue
+    return total
+
+
 def _watch(args: list[str], *, limits: Limits, identity: tuple[int, int] | None, pass_fds: list[int],
-           cwd: Path | None = None, env: Mapping[str, str] | None = None) -> SandboxResult:
+           scratch: Path, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> SandboxResult:
     user_kwargs = {} if identity is None else {"user": identity[0], "group": identity[1], "extra_groups": []}
     start = time.monotonic()
     popen = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -272,13 +288,16 @@ def _watch(args: list[str], *, limits: Limits, identity: tuple[int, int] | None,
     out.start()
     err.start()
     watched = psutil.Process(popen.pid)
-    stopped, peak = None, 0
+    stopped, peak, polls = None, 0, 0
     while popen.poll() is None:
         peak = max(peak, _tree_rss(watched))
+        polls += 1
         if peak > limits.memory_bytes:
             stopped = "memory"
         elif time.monotonic() - start > limits.wall_seconds:
             stopped = "timeout"
+        elif polls % 10 == 0 and _disk_usage(scratch) > limits.disk_bytes:  # a walk costs more: once a second
+            stopped = "disk"
         if stopped:
             _kill_tree(popen)
             break

@@ -114,3 +114,9 @@ def test_file_size_limit(scratch):
     result = run_python("open('big', 'wb').write(b'x' * 5 * 2**20)", scratch, max_file_bytes=2**20)
     assert result.returncode != 0
     assert (scratch / "big").stat().st_size <= 2**20
+
+
+def test_disk_limit_counts_all_files_in_scratch(scratch):
+    code = ("import time\nfor i in range(40):\n    open(f'f{i}', 'wb').write(b'x' * 2**20)\ntime.sleep(3)\n")
+    result = run_python(code, scratch, disk_bytes=16 * 2**20, max_file_bytes=4 * 2**20, wall_seconds=30)
+    assert result.stopped == "disk" and "more than 16 MiB" in result.reason
