@@ -5,6 +5,7 @@ Everything a submission contains is untrusted; this module only reads it as data
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -120,6 +121,8 @@ def restore_cells(notebook: nbformat.NotebookNode, *, course: Course, assignment
         OverwriteKernelspec,
     )
 
+    release = nbformat.read(course.releases / assignment / notebook_name, as_version=4)
+    notebook, added = _put_back_deleted_grade_cells(notebook, release)
     log = logging.getLogger(f"dlgrade.restore.{student}")
     log.propagate = False
     collect = _Collect()
@@ -137,7 +140,36 @@ def restore_cells(notebook: nbformat.NotebookNode, *, course: Course, assignment
             + "); download the release again and copy your answers into it") from None
     finally:
         log.removeHandler(collect)
-    return Restored(notebook=notebook, notes=tuple(_plain(m) for m in collect.messages))
+    notes = [f"cell {grade_id} was deleted; it was added back from the release" for grade_id in added]
+    return Restored(notebook=notebook, notes=(*notes, *(_plain(m) for m in collect.messages)))
+
+
+def _grade_id(cell) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def _put_back_deleted_grade_cells(notebook: nbformat.NotebookNode, release: nbformat.NotebookNode
+                                  ) -> tuple[nbformat.NotebookNode, list[str]]:
+    """Re-insert deleted grade cells from the release, after the nearest earlier cell the submission still has.
+
+    nbgrader's OverwriteCells(add_missing_cells=True) does this too, but raises KeyError when the cell before the
+    deleted one is a locked cell that is neither a grade nor a solution cell (nbgrader 0.9.6); it then finds
+    nothing missing and restores sources and metadata as usual.
+    """
+    present = {_grade_id(cell) for cell in notebook.cells} - {None}
+    added = []
+    for index, cell in enumerate(release.cells):
+        grade_id = _grade_id(cell)
+        if not cell.get("metadata", {}).get("nbgrader", {}).get("grade") or grade_id in present:
+            continue
+        earlier = [_grade_id(c) for c in release.cells[:index] if _grade_id(c) in present]
+        position = 0
+        if earlier:
+            position = next(i for i, c in enumerate(notebook.cells) if _grade_id(c) == earlier[-1]) + 1
+        notebook.cells.insert(position, copy.deepcopy(cell))
+        present.add(grade_id)
+        added.append(grade_id)
+    return notebook, added
 
 
 def _plain(message: str) -> str:

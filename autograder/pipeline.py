@@ -133,6 +133,10 @@ def summarize(job: Job, *, max_score: float) -> SubmissionResult:
     elif execution.run.returncode == 3:
         status = "error"
         reasons.append("the kernel died while running the notebook (did it call exit() or crash?)")
+    elif execution.run.returncode != 0:
+        status = "error"
+        reasons.append(f"the notebook stopped the process that runs it (exit code {execution.run.returncode}); "
+                       "the cells after that did not run")
     if execution.executed is not None:
         errors = notebooks.cell_errors(execution.executed)
         if errors:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import nbformat
 import pytest
+from nbformat.v4 import new_code_cell, new_notebook
 
 from autograder.course import Course
 
@@ -39,3 +41,42 @@ def submit(course: Course, student: str, assignment: str, content: bytes | None,
 @pytest.fixture(scope="session")
 def seq2seq_course(tmp_path_factory) -> Course:
     return make_course(tmp_path_factory.mktemp("course"))
+
+
+def _cell(source: str, grade_id: str, **nbgrader) -> dict:
+    cell = new_code_cell(source)
+    cell.metadata["nbgrader"] = {"grade_id": grade_id, "schema_version": 3, "task": False, "grade": False,
+                                 "solution": False, "locked": False, **nbgrader}
+    return cell
+
+
+GRADER = '''
+import json
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.points(2, cell="check_add")
+def test_add(artifacts_dir):
+    """add(2, 3) is 5"""
+    path = artifacts_dir / "answer.json"
+    assert path.exists(), "the notebook did not save answer.json"
+    assert json.loads(path.read_text())["sum"] == 5, "add(2, 3) should be 5"
+'''
+
+
+def tiny_course(root, grader: str = GRADER) -> Course:
+    """A course with one assignment `tiny`: write add(a, b); a locked cell saves add(2, 3) as the artifact."""
+    shutil.copy2(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
+    folder = root / "solutions" / "tiny"
+    (folder / "graders").mkdir(parents=True)
+    notebook = new_notebook(cells=[
+        _cell("def add(a, b):\n    ### BEGIN SOLUTION\n    return a + b\n    ### END SOLUTION", "add", solution=True),
+        _cell("import json\njson.dump({'sum': add(2, 3)}, open('answer.json', 'w'))", "save", locked=True),
+        _cell("assert add(1, 1) == 2", "check_add", grade=True, locked=True, points=2),
+    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(notebook, folder / "tiny.ipynb")
+    (folder / "assignment.toml").write_text('artifacts = ["answer.json"]\n[limits]\nwall_seconds = 60\n')
+    (folder / "graders" / "test_tiny.py").write_text(grader)
+    return Course(root)

@@ -3,59 +3,14 @@ and on the real seq2seq assignment of the repository."""
 
 from __future__ import annotations
 
-import shutil
-
 import nbformat
 import pytest
 from click.testing import CliRunner
-from nbformat.v4 import new_code_cell, new_notebook
 
 from autograder.cli import main
-from autograder.course import Course
 from autograder.errors import ValidationFailed
 from autograder.pipeline import validate
-from tests.conftest import REPO
-
-
-def _cell(source: str, grade_id: str, **nbgrader) -> dict:
-    cell = new_code_cell(source)
-    cell.metadata["nbgrader"] = {"grade_id": grade_id, "schema_version": 3, "task": False, "grade": False,
-                                 "solution": False, "locked": False, **nbgrader}
-    return cell
-
-
-GRADER = '''
-import json
-from pathlib import Path
-
-import pytest
-
-
-@pytest.mark.points(2, cell="check_add")
-def test_add(artifacts_dir):
-    """add(2, 3) is 5"""
-    path = artifacts_dir / "answer.json"
-    assert path.exists(), "the notebook did not save answer.json"
-    assert json.loads(path.read_text())["sum"] == 5, "add(2, 3) should be 5"
-'''
-
-
-def tiny_course(root, grader: str = GRADER) -> Course:
-    """A course with one assignment `tiny`: write add(a, b); a locked cell saves add(2, 3) as the artifact."""
-    shutil.copy2(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
-    folder = root / "solutions" / "tiny"
-    (folder / "graders").mkdir(parents=True)
-    notebook = new_notebook(cells=[
-        _cell("def add(a, b):\n    ### BEGIN SOLUTION\n    return a + b\n    ### END SOLUTION", "add", solution=True),
-        _cell("import json\njson.dump({'sum': add(2, 3)}, open('answer.json', 'w'))", "save", locked=True),
-        _cell("assert add(1, 1) == 2", "check_add", grade=True, locked=True, points=2),
-    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-    import nbformat
-
-    nbformat.write(notebook, folder / "tiny.ipynb")
-    (folder / "assignment.toml").write_text('artifacts = ["answer.json"]\n[limits]\nwall_seconds = 60\n')
-    (folder / "graders" / "test_tiny.py").write_text(grader)
-    return Course(root)
+from tests.conftest import GRADER, REPO, tiny_course
 
 
 def test_validate_passes_for_a_sound_grader(tmp_path):

@@ -1,0 +1,269 @@
+"""A hostile corpus, generated in code, graded in one batch with honest submissions.
+
+Every hostile notebook starts from a *wrong* answer (add returns a - b) and then tries to cheat, escape or break
+the grader. Contained means: it scores 0 (only what the hidden graders measured counts), the batch goes on, the
+honest submissions get the grades they get alone, the gradebook is intact and nothing outside scratch changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import socket
+import threading
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.notebooks import generate_release
+from autograder.pipeline import grade
+from tests.conftest import submit, tiny_course
+
+PROBE = '''
+import numpy as np
+
+_inputs = np.random.default_rng(20261125).integers(0, 1000, size=(2, 8))
+try:
+    np.savez("probe.npz", sums=np.array([add(int(a), int(b)) for a, b in _inputs.T]))
+except Exception as exc:
+    np.savez("probe.npz", error=np.array(repr(exc)))
+'''
+
+GRADER = '''
+import numpy as np
+import pytest
+
+
+@pytest.mark.points(2, cell="check_add")
+def test_add_on_hidden_inputs(artifacts_dir):
+    """add() on hidden inputs"""
+    path = artifacts_dir / "probe.npz"
+    assert path.exists(), "add() could not be called"
+    found = np.load(path, allow_pickle=False)
+    assert "sums" in found, f"add() raised: {found['error']}"
+    a, b = np.random.default_rng(20261125).integers(0, 1000, size=(2, 8))
+    sums = found["sums"]
+    assert sums.dtype.kind in "iu" and sums.shape == a.shape, f"add() should return ints, found {sums.dtype}"
+    assert np.array_equal(sums, a + b), "add() gives wrong sums"
+'''
+
+CONFIG = '''artifacts = ["probe.npz"]
+probe = "probe.py"
+grader_seconds = 60
+[limits]
+wall_seconds = 30
+memory_bytes = 1073741824
+max_file_bytes = 10485760
+disk_bytes = 104857600
+'''
+
+
+def _hostile_cells(course, listener_port: int) -> dict[str, str]:
+    secrets = [str(course.graders("tiny") / "test_tiny.py"), str(course.graders("tiny") / "probe.py"),
+               str(course.solutions / "tiny" / "tiny.ipynb"), str(course.submitted / "honest" / "tiny" / "tiny.ipynb"),
+               str(course.root / "gradebook.db")]
+    targets = [str(course.root / "pwned"), str(course.graders("tiny") / "test_tiny.py"), "/usr/pwned",
+               "/var/tmp/dlgrade-pwned", str(course.submitted / "honest" / "tiny" / "tiny.ipynb")]
+    return {
+        "read_secrets": f"import os\nfor p in {secrets!r}:\n    print('SECRET', p, os.path.exists(p))",
+        "write_outside": f"for p in {targets!r}:\n    try:\n        open(p, 'w').write('pwned')\n"
+                         "        print('WROTE', p)\n"
+                         "    except OSError as exc:\n        print('DENIED', p, type(exc).__name__)",
+        "network": f"import socket\ntry:\n    socket.create_connection(('127.0.0.1', {listener_port}), timeout=3)\n"
+                   "    print('NET connected')\nexcept OSError as exc:\n    print('NET', exc)\n"
+                   "try:\n    socket.getaddrinfo('pypi.org', 443)\n    print('DNS resolved')\nexcept OSError as exc:\n"
+                   "    print('DNS', exc)",
+        "fork_bomb": "import os\nwhile True:\n    os.fork()",
+        "memory_bomb": "hoard = []\nwhile True:\n    hoard.append(bytearray(64 * 2**20))",
+        "endless_loop": "while True:\n    pass",
+        "output_flood": "for _ in range(200):\n    print('x' * 100_000)",
+        "os_exit": "import os\nos._exit(0)",
+        "kill_parent": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)",
+        "sys_exit": "import sys\nsys.exit(0)",
+        "patch_everything": "import builtins, numpy\nnumpy.array_equal = lambda *a, **k: True\n"
+                            "builtins.AssertionError = type('Never', (Exception,), {})\n"
+                            "import sys\nsys.modules['pytest'] = None",
+        "fake_pytest": "for name in ('conftest.py', 'pytest.py', 'sitecustomize.py'):\n"
+                       "    open(name, 'w').write('import os\\nos._exit(0)\\n')\n"
+                       "open('pytest.ini', 'w').write('[pytest]\\naddopts = -p no:dlgrade\\n')",
+        "always_equal": "class Always(int):\n    def __eq__(self, other):\n        return True\n"
+                        "    __hash__ = int.__hash__\n"
+                        "class Anything:\n    def __eq__(self, other):\n        return True\n"
+                        "def add(a, b):\n    return Anything()",
+        "symlink_artifact": "import os, numpy\nos.symlink('/', 'escape')\n"
+                            "numpy.savez = lambda name, **arrays: os.symlink('/etc/passwd', name)",
+        "huge_file": "with open('huge.bin', 'wb') as handle:\n    for _ in range(200):\n"
+                     "        handle.write(b'x' * 2**20)",
+    }
+
+
+def _with_cell(reference, code: str) -> nbformat.NotebookNode:
+    """The reference with add() made wrong, plus an unlocked hostile cell after it."""
+    notebook = copy.deepcopy(reference)
+    notebook.cells[0].source = notebook.cells[0].source.replace("return a + b", "return a - b")
+    notebook.cells.insert(1, nbformat.v4.new_code_cell(code))
+    return notebook
+
+
+def _tampered(reference) -> nbformat.NotebookNode:
+    notebook = _with_cell(reference, "pass")
+    check = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "check_add")
+    check.source = "print('all good')"
+    check.metadata["nbgrader"].update(points=100, locked=False)
+    return notebook
+
+
+def _deleted(reference) -> nbformat.NotebookNode:
+    notebook = _with_cell(reference, "pass")
+    notebook.cells = [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "check_add"]
+    return notebook
+
+
+def _snapshot(course) -> dict[str, str]:
+    """Hash of every file of the course the graded notebooks must not change (all but grading's own output)."""
+    files = {}
+    for path in sorted(course.root.rglob("*")):
+        relative = path.relative_to(course.root)
+        if relative.parts[0] in ("autograded", "gradebook.db") or not path.is_file() or "__pycache__" in path.parts:
+            continue
+        files[str(relative)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return files
+
+
+@pytest.fixture(scope="module")
+def listener():
+    """A TCP listener on the host's loopback: no sandboxed notebook may reach it."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.5)
+    accepted = []
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept())
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], accepted
+    stop.set()
+    thread.join()
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, listener):
+    port, _ = listener
+    course = tiny_course(tmp_path_factory.mktemp("course"), GRADER)
+    (course.graders("tiny") / "probe.py").write_text(PROBE)
+    (course.solutions / "tiny" / "assignment.toml").write_text(CONFIG)
+    generate_release(course, "tiny")
+    reference = nbformat.read(course.solutions / "tiny" / "tiny.ipynb", as_version=4)
+    honest = {"honest": reference, "honest_wrong": _with_cell(reference, "pass")}
+    for student, notebook in honest.items():
+        submit(course, student, "tiny", nbformat.writes(notebook).encode())
+    alone = {r.student: r for r in grade(course=course, assignment="tiny", students=tuple(honest)).results}
+    hostile = {name: _with_cell(reference, code) for name, code in _hostile_cells(course, port).items()}
+    hostile.update(tampered=_tampered(reference), deleted_check=_deleted(reference))
+    for student, notebook in hostile.items():
+        submit(course, student, "tiny", nbformat.writes(notebook).encode())
+    before = _snapshot(course)
+    batch = grade(course=course, assignment="tiny", jobs=2, force=True)
+    results = {r.student: r for r in batch.results}
+    return course, alone, results, before, set(hostile)
+
+
+def test_honest_submissions_get_the_grades_they_get_alone(graded):
+    _, alone, results, _, _ = graded
+    assert alone["honest"].score == 2 and alone["honest_wrong"].score == 0
+    for student, result in alone.items():
+        assert (results[student].score, results[student].tests) == (result.score, result.tests)
+
+
+def test_every_hostile_submission_scores_zero_and_the_batch_goes_on(graded):
+    _, _, results, _, hostile = graded
+    assert hostile <= set(results)
+    scores = {student: results[student].score for student in hostile}
+    assert scores == dict.fromkeys(hostile, 0.0)
+
+
+@pytest.mark.parametrize(("student", "status", "says"), [
+    ("endless_loop", "timeout", "stopped after 30 s"),
+    ("memory_bomb", "error", "used more than 1.0 GiB"),
+    ("os_exit", "error", "kernel died"),
+    ("kill_parent", "error", "stopped the process that runs it"),
+    ("always_equal", "graded", "Object arrays cannot be loaded"),
+    ("symlink_artifact", "graded", "missing output file(s): probe.npz"),
+    ("huge_file", "graded", "File too large"),
+])
+def test_limits_and_tricks_are_reported(graded, student, status, says):
+    result = graded[2][student]
+    assert result.status == status, result.reason
+    assert says in result.reason + " ".join(t.output for t in result.tests), (result.reason, result.tests)
+
+
+def test_nothing_was_visible_writable_or_reachable(graded, listener):
+    course, _, results, before, _ = graded
+    executed = {student: nbformat.read(course.autograded / student / "tiny" / "tiny.ipynb", as_version=4)
+                for student in ("read_secrets", "write_outside", "network")}
+
+    def printed(student):
+        return "".join(o.get("text", "") for c in executed[student].cells for o in c.get("outputs", []))
+
+    assert "SECRET" in printed("read_secrets") and " True" not in printed("read_secrets")
+    assert "DENIED" in printed("write_outside") and "WROTE" not in printed("write_outside")
+    assert "NET" in printed("network") and "NET connected" not in printed("network")
+    assert "DNS resolved" not in printed("network")
+    assert listener[1] == [], "a sandboxed notebook reached the host's loopback"
+    assert _snapshot(course) == before, "a graded notebook changed files outside its scratch folder"
+    assert not Path("/var/tmp/dlgrade-pwned").exists() and not Path("/usr/pwned").exists()
+
+
+def test_tampered_and_deleted_check_cells_are_restored(graded):
+    _, _, results, _, _ = graded
+    for student in ("tampered", "deleted_check"):
+        result = results[student]
+        assert (result.score, result.max_score) == (0, 2), result
+        assert result.notes, "the student is told their cells were restored"
+
+
+def test_gradebook_is_intact(graded):
+    from nbgrader.api import Gradebook
+
+    course, _, results, _, _ = graded
+    with Gradebook(course.db_url) as gradebook:
+        submissions = gradebook.assignment_submissions("tiny")
+        scores = {s.student.id: s.score for s in submissions}
+    assert scores == {student: result.score for student, result in results.items()}
+
+
+def test_saved_models_that_would_run_code_when_loaded_are_refused(tmp_path):
+    """A Lambda layer (marshalled Python bytecode) and a custom layer class are refused before Keras loads them."""
+    import keras
+
+    from autograder.keras_checks import load_model
+
+    marker = tmp_path / "ran"
+
+    @keras.saving.register_keras_serializable(package="evil")
+    class Evil(keras.layers.Layer):
+        def call(self, x):
+            return x
+
+    inputs = keras.Input((3,))
+    touch = eval(f"lambda x: x + len(open({str(marker)!r}, 'w').name) * 0")  # the path as a constant, no closure
+    lambda_model = keras.Model(inputs, keras.layers.Lambda(touch)(inputs))
+    custom_model = keras.Model(inputs, Evil()(keras.layers.Dense(2)(inputs)))
+    for name, model in (("lambda.keras", lambda_model), ("custom.keras", custom_model)):
+        model.save(tmp_path / name)
+    marker.unlink(missing_ok=True)  # building the Lambda model called it once, here, in the test
+    with pytest.raises(AssertionError, match="Lambda"):
+        load_model(tmp_path / "lambda.keras")
+    with pytest.raises(AssertionError, match="Evil"):
+        load_model(tmp_path / "custom.keras")
+    assert not marker.exists(), "loading a refused model ran its code"
