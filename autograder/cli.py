@@ -96,8 +96,8 @@ def validate(assignments: tuple[str, ...], course_dir: Path | None, no_sandbox: 
 @main.command()
 @click.argument("assignment")
 @click.option("--student", "students", multiple=True, help="Grade only this student (repeatable).")
-@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Submissions graded at once.")
+@click.option("--jobs", "-j", type=click.IntRange(0, 64), default=0,
+              help="Submissions graded at once. Default (0): one per CPU core, as far as memory allows.")
 @click.option("--force", is_flag=True, help="Grade again submissions that already have results.")
 @click.option("--time-limit", type=click.FloatRange(1), default=None,
               help="Wall-time limit per notebook in seconds (default: the assignment's, see assignment.toml).")
@@ -121,13 +121,25 @@ def grade(assignment: str, students: tuple[str, ...], jobs: int, force: bool, ti
     if no_sandbox:
         click.secho("warning: --no-sandbox: student code runs unisolated, as you", fg="yellow", err=True)
 
-    def progress(result) -> None:
-        click.echo(f"  {result.student}: {result.score:g}/{result.max_score:g} {result.status} "
-                   f"({result.grading_seconds:.0f} s)", err=True)
+    from tqdm import tqdm
 
-    click.echo(f"grading {assignment} ...", err=True)
-    report = grade_batch(course=course, assignment=assignment, students=students, jobs=jobs, force=force,
-                         isolated=not no_sandbox, time_limit=time_limit, on_result=progress)
+    bar = tqdm(total=0, unit="submission", file=sys.stderr, dynamic_ncols=True, disable=None)
+
+    def start(todo: list[str]) -> None:
+        bar.reset(total=len(todo))
+        bar.set_description(f"grading {assignment}")
+
+    def progress(result) -> None:
+        bar.write(f"  {result.student}: {result.score:g}/{result.max_score:g} {result.status} "
+                  f"({result.grading_seconds:.0f} s; log: autograded/{result.student}/{assignment}/dlgrade.log)",
+                  file=sys.stderr)
+        bar.update()
+
+    try:
+        report = grade_batch(course=course, assignment=assignment, students=students, jobs=jobs, force=force,
+                             isolated=not no_sandbox, time_limit=time_limit, on_result=progress, on_start=start)
+    finally:
+        bar.close()
     if as_json:
         from dataclasses import asdict
 

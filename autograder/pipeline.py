@@ -203,12 +203,25 @@ def already_graded(course: Course, assignment: str, student: str) -> bool:
     return (course.autograded / student / assignment / RESULTS_FILE).exists()
 
 
+def default_jobs(config: AssignmentConfig) -> int:
+    """Parallel sandboxes this machine holds: one per CPU core, as far as memory allows each its limit."""
+    import os
+
+    import psutil
+
+    by_memory = psutil.virtual_memory().available // max(config.limits.memory_bytes, 1)
+    return int(max(1, min(os.cpu_count() or 1, by_memory)))
+
+
 def grade(*, course: Course, assignment: str, students: tuple[str, ...] = (), jobs: int = 1, force: bool = False,
           isolated: bool = True, time_limit: float | None = None,
-          on_result: Callable[[SubmissionResult], None] | None = None) -> BatchReport:
+          on_result: Callable[[SubmissionResult], None] | None = None,
+          on_start: Callable[[list[str]], None] | None = None) -> BatchReport:
     """Grade the submissions of `assignment` (all, or `students`); skip graded ones unless `force`.
 
-    `time_limit` overrides the assignment's wall-time limit (seconds) for this run.
+    `jobs` submissions run at once (0: as many as the machine holds, see `default_jobs`). `time_limit` overrides
+    the assignment's wall-time limit (seconds) for this run. `on_start` gets the students about to be graded,
+    `on_result` each result as it is recorded.
     """
     start = time.monotonic()
     config = course.config(assignment)
@@ -225,6 +238,9 @@ def grade(*, course: Course, assignment: str, students: tuple[str, ...] = (), jo
             raise SubmissionRejected(f"no submission of {student} for {assignment} in {course.submitted}")
     skipped = tuple(s for s in chosen if not force and already_graded(course, assignment, s))
     todo = [s for s in chosen if s not in skipped]
+    jobs = jobs or default_jobs(config)
+    if on_start:
+        on_start(todo)
     points = autograded_points(course, assignment, config.notebook_name)
     results = []
     slots: queue.Queue[int] = queue.Queue()
