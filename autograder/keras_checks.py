@@ -103,3 +103,69 @@ def partial_credit(value: float, *, floor: float, target: float) -> float:
     if value <= floor:
         return 0.0
     return (value - floor) / (target - floor)
+
+
+def nested_models(model) -> list:
+    """The layers of `model` that are models themselves, e.g. a pre-trained base used as one layer."""
+    import keras
+
+    return [layer for layer in model.layers if isinstance(layer, keras.Model)]
+
+
+def weight_differences(found: list, expected: list) -> list[str]:
+    """'features/kernel (largest change 0.0123)' for each weight in `found` that is not bit-identical to the
+    weight at the same position in `expected`; a different number or shape of weights is a difference too."""
+    import numpy as np
+
+    if len(found) != len(expected):
+        return [f"{len(found)} weight arrays where {len(expected)} were expected"]
+    differences = []
+    for mine, theirs in zip(found, expected, strict=True):
+        a, b = np.asarray(mine.numpy()), np.asarray(theirs.numpy())
+        if a.shape != b.shape:
+            differences.append(f"{mine.path} (shape {a.shape}, expected {b.shape})")
+        elif a.dtype != b.dtype or not np.array_equal(a, b):
+            change = float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if a.size else 0.0
+            differences.append(f"{mine.path} (largest change {change:.3g})")
+    return differences
+
+
+def layer_call_kwargs(config: dict, layer_name: str) -> list[dict]:
+    """The keyword arguments of each call of `layer_name` in a saved functional model's config (`config.json`),
+    e.g. [{'training': False, 'mask': None}]; [] for a Sequential model, which records no calls."""
+    calls = []
+    for layer in config.get("config", {}).get("layers", []):
+        if layer.get("name", layer.get("config", {}).get("name")) == layer_name:
+            calls += [node.get("kwargs", {}) for node in layer.get("inbound_nodes", []) if isinstance(node, dict)]
+    return calls
+
+
+def parameter_count(weights: list) -> int:
+    """How many numbers a list of weights holds, e.g. `parameter_count(model.trainable_weights)`."""
+    import numpy as np
+
+    return sum(int(np.prod(weight.shape)) for weight in weights)
+
+
+def one_sgd_step(model, x, y_one_hot, *, learning_rate: float = 0.1) -> None:
+    """Compile `model` with a fresh SGD optimizer and take one real optimizer step on (x, y_one_hot).
+
+    Mean squared error on one-hot targets: its gradient reaches every trainable weight whether the model ends in a
+    softmax or in logits, so a weight that does not move is a frozen one."""
+    import keras
+
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate), loss="mean_squared_error")
+    model.train_on_batch(x, y_one_hot)
+
+
+def find_nested_model(model, like):
+    """The one model used as a layer inside `model` whose weights have the shapes of `like`'s (a released base
+    model, say), or AssertionError saying what was found instead."""
+    candidates = nested_models(model)
+    assert candidates, (f"found no model used as a layer inside your model: load {like.name} and call it as one "
+                        f"layer, x = {like.name}(inputs, training=False)")
+    shapes = [tuple(weight.shape) for weight in like.weights]
+    matching = [c for c in candidates if [tuple(weight.shape) for weight in c.weights] == shapes]
+    assert len(matching) == 1, (f"expected one model like {like.name} used as a layer, found {len(matching)} "
+                                f"with its weight shapes among the nested models {[c.name for c in candidates]}")
+    return matching[0]
