@@ -10,13 +10,11 @@ Student code runs only inside `execute_in_sandbox`; everything after it reads fi
 from __future__ import annotations
 
 import json
-import queue
 import shutil
 import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from autograder import gradebook, notebooks
 from autograder.course import AssignmentConfig, Course
 from autograder.errors import SubmissionRejected, ValidationFailed
 from autograder.execution import Execution, execute_notebook
+from autograder.executors import Executor, LocalExecutor, Task
 from autograder.graders import run_graders
 from autograder.results import BatchReport, CheckResult, SubmissionResult
 from autograder.sandbox import Mount
@@ -213,20 +212,30 @@ def default_jobs(config: AssignmentConfig) -> int:
     return int(max(1, min(os.cpu_count() or 1, by_memory)))
 
 
+def grade_one(task: Task, slot: int = 0) -> SubmissionResult:
+    """Grade one submission (the steps above), in this process; what a local slot or a Slurm task runs."""
+    course = Course(task.course_root)
+    config = course.config(task.assignment)
+    if task.time_limit is not None:
+        config = replace(config, limits=replace(config.limits, wall_seconds=float(task.time_limit)))
+    return grade_submission(Job(course=course, config=config, student=task.student,
+                                submission_dir=course.submitted / task.student / task.assignment,
+                                output_dir=course.autograded / task.student / task.assignment,
+                                isolated=task.isolated, slot=slot))
+
+
 def grade(*, course: Course, assignment: str, students: tuple[str, ...] = (), jobs: int = 1, force: bool = False,
-          isolated: bool = True, time_limit: float | None = None,
+          isolated: bool = True, time_limit: float | None = None, executor: Executor | None = None,
           on_result: Callable[[SubmissionResult], None] | None = None,
           on_start: Callable[[list[str]], None] | None = None) -> BatchReport:
     """Grade the submissions of `assignment` (all, or `students`); skip graded ones unless `force`.
 
-    `jobs` submissions run at once (0: as many as the machine holds, see `default_jobs`). `time_limit` overrides
-    the assignment's wall-time limit (seconds) for this run. `on_start` gets the students about to be graded,
-    `on_result` each result as it is recorded.
+    `executor` decides where (default: `LocalExecutor(jobs)`, `jobs` submissions at once on this machine; 0 means
+    as many as it holds, see `default_jobs`). `time_limit` overrides the assignment's wall-time limit (seconds).
+    `on_start` gets the students about to be graded, `on_result` each result once it is recorded.
     """
     start = time.monotonic()
     config = course.config(assignment)
-    if time_limit is not None:
-        config = replace(config, limits=replace(config.limits, wall_seconds=float(time_limit)))
     if isolated:
         from autograder.sandbox import check_sandbox
 
@@ -238,37 +247,24 @@ def grade(*, course: Course, assignment: str, students: tuple[str, ...] = (), jo
             raise SubmissionRejected(f"no submission of {student} for {assignment} in {course.submitted}")
     skipped = tuple(s for s in chosen if not force and already_graded(course, assignment, s))
     todo = [s for s in chosen if s not in skipped]
-    jobs = jobs or default_jobs(config)
+    executor = executor or LocalExecutor(jobs or default_jobs(config))
     if on_start:
         on_start(todo)
     points = autograded_points(course, assignment, config.notebook_name)
     results = []
-    slots: queue.Queue[int] = queue.Queue()
-    for slot in range(max(1, jobs)):
-        slots.put(slot)
 
-    def in_free_slot(job: Job) -> SubmissionResult:
-        """Each running job holds a slot of its own, so parallel sandboxes never share a host uid."""
-        job.slot = slots.get()
-        try:
-            return grade_submission(job)
-        finally:
-            slots.put(job.slot)
+    def record(result: SubmissionResult) -> None:
+        """In this thread only: the gradebook first, then results.json (which marks the submission done)."""
+        check_points_match(result, points)
+        gradebook.record(course, result)
+        result.write(course.autograded / result.student / assignment / RESULTS_FILE)
+        results.append(result)
+        if on_result:
+            on_result(result)
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(in_free_slot, Job(course=course, config=config, student=student,
-                                                 submission_dir=course.submitted / student / assignment,
-                                                 output_dir=course.autograded / student / assignment,
-                                                 isolated=isolated))
-                   for student in todo]
-        for future in as_completed(futures):
-            result = future.result()
-            check_points_match(result, points)
-            gradebook.record(course, result)
-            result.write(course.autograded / result.student / assignment / RESULTS_FILE)
-            results.append(result)
-            if on_result:
-                on_result(result)
+    tasks = [Task(course_root=course.root, assignment=assignment, student=student, isolated=isolated,
+                  time_limit=time_limit) for student in todo]
+    executor.run(tasks, grade_one=grade_one, on_done=record)
     results.sort(key=lambda r: r.student)
     return BatchReport(assignment=assignment, results=tuple(results), skipped=skipped,
                        seconds=round(time.monotonic() - start, 2))

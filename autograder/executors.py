@@ -1,0 +1,60 @@
+"""Where submissions are graded: here, in parallel sandboxes (`LocalExecutor`), or elsewhere (`autograder.slurm`).
+
+An executor gets plain `Task`s and calls back with one `SubmissionResult` per task; recording in the gradebook and
+writing results.json stay with the caller (`pipeline.grade`), in one process, whatever the executor.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from autograder.results import SubmissionResult
+
+
+@dataclass(frozen=True)
+class Task:
+    """One submission to grade, as plain data that can travel to another machine (a Slurm task)."""
+
+    course_root: Path
+    assignment: str
+    student: str
+    isolated: bool = True
+    time_limit: float | None = None  # overrides the assignment's wall-time limit
+
+
+GradeOne = Callable[[Task, int], SubmissionResult]  # (task, slot) -> result; the slot picks the sandbox's host uid
+OnDone = Callable[[SubmissionResult], None]
+
+
+class Executor(Protocol):
+    """Grades tasks and reports each result as it is ready; every task gets exactly one result."""
+
+    def run(self, tasks: list[Task], *, grade_one: GradeOne, on_done: OnDone) -> None: ...
+
+
+@dataclass(frozen=True)
+class LocalExecutor:
+    """`jobs` sandboxes at once on this machine, each in a slot of its own (its own host uid)."""
+
+    jobs: int = 1
+
+    def run(self, tasks: list[Task], *, grade_one: GradeOne, on_done: OnDone) -> None:
+        slots: queue.Queue[int] = queue.Queue()
+        for slot in range(max(1, self.jobs)):
+            slots.put(slot)
+
+        def in_free_slot(task: Task) -> SubmissionResult:
+            slot = slots.get()
+            try:
+                return grade_one(task, slot)
+            finally:
+                slots.put(slot)
+
+        with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
+            for future in as_completed([pool.submit(in_free_slot, task) for task in tasks]):
+                on_done(future.result())
