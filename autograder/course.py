@@ -22,6 +22,7 @@ class AssignmentConfig:
     name: str
     notebook: str = ""  # notebook file in solutions/<name>/; default "<name>.ipynb"
     artifacts: tuple[str, ...] = ()  # files the notebook must leave in its working directory for the graders
+    extras: tuple[str, ...] = ()  # files collected when present, for feedback (training history, plots); optional
     limits: Limits = field(default_factory=Limits)  # sandbox limits for executing one submission
     grader_seconds: float = 300.0  # time limit of the hidden graders for one submission
     device: str = "cpu"  # "cpu", or "gpu" when the assignment wants one (used when present)
@@ -89,6 +90,7 @@ class Course:
             raise ConfigError(f"{path}: {exc}") from exc
         limits = _typed(Limits, raw.pop("limits", {}), path)
         raw["artifacts"] = tuple(raw.get("artifacts", ()))
+        raw["extras"] = tuple(raw.get("extras", ()))
         return _typed(AssignmentConfig, {**raw, "name": assignment, "limits": limits}, path)
 
 

@@ -105,7 +105,8 @@ def execute_notebook(notebook: nbformat.NotebookNode, *, config: AssignmentConfi
                           slot=slot, mounts=mounts if isolated else (), isolated=isolated)
         executed = _read_untrusted_notebook(scratch / RUNNER_DIR / "executed.ipynb")
         found, missing = collect_artifacts(scratch, config.artifacts, artifacts_dir)
-    return Execution(run=run, executed=executed, artifacts=found, missing_artifacts=missing)
+        extras, _ = collect_artifacts(scratch, config.extras, artifacts_dir)
+    return Execution(run=run, executed=executed, artifacts={**found, **extras}, missing_artifacts=missing)
 
 
 def _copy_release_files(release_dir: Path, scratch: Path, *, skip: str) -> None:
