@@ -12,7 +12,7 @@ from pathlib import Path
 
 from autograder.course import find_course
 
-DEMO_TIME_LIMIT = 180  # seconds per notebook: the reference trains in about a minute; the endless loop stops here
+DEMO_TIME_LIMIT = 150  # seconds per notebook: references train in about a minute; the endless loop stops here
 
 
 def main() -> int:
@@ -33,10 +33,12 @@ def main() -> int:
         print(f"==> generating release assignments/{assignment}", flush=True)
         generate_release(course, assignment)
     reports = []
-    for assignment in assignments:
+    for number, assignment in enumerate(assignments, 1):
         examples = write_examples(course, assignment)
-        print(f"==> grading {len(examples)} example submissions of {assignment} in the sandbox "
-              f"(2 at a time, time limit {DEMO_TIME_LIMIT} s; about 3 minutes)", flush=True)
+        print(f"==> [{number}/{len(assignments)}] grading {len(examples)} example submissions of {assignment} in the "
+              f"sandbox (2 at a time, time limit {DEMO_TIME_LIMIT} s per notebook)", flush=True)
+        for example in examples:
+            print(f"    {example.student}: {example.shows}", flush=True)
         report = grade(course=course, assignment=assignment, jobs=2, time_limit=DEMO_TIME_LIMIT,
                        on_result=lambda r: print(f"    {r.student}: {r.score:g}/{r.max_score:g} {r.status} "
                                                  f"({r.grading_seconds:.0f} s)", flush=True))

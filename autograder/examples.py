@@ -66,7 +66,7 @@ SEQ2SEQ_EXAMPLES = (
     Example("blank", "the release as handed out: zero", lambda reference, release: release),
     Example("extra_layer", "an extra Dropout layer: loses the 2 points of the layer order check", _extra_dropout),
     Example("crash", "a typo (layers.LTSM) raises in build_model: zero, with the error", _crash),
-    Example("timeout", "an endless loop before training: stopped at the time limit", _timeout),
+    Example("endless_loop", "an endless loop before training: stopped at the time limit", _timeout),
     Example("not_json", "a file that is not a notebook: rejected", lambda reference, release: b"this is not JSON"),
 )
 
@@ -87,7 +87,15 @@ HUB_EXAMPLES = (
                                                    "round(backbone.count_params() / 1e6, 1)")),
 )
 
-EXAMPLES = {"seq2seq": SEQ2SEQ_EXAMPLES, "hub_exploration": HUB_EXAMPLES}
+TRANSFER_EXAMPLES = (
+    Example("reference", "the instructor's solution: full marks", lambda reference, release: reference),
+    Example("blank", "the release as handed out: zero", lambda reference, release: release),
+    Example("no_inference_mode", "calls the base without training=False: loses the 1 point of the inference check",
+            lambda reference, release: _replace_in(reference, "build_transfer_model",
+                                                   "base_model(inputs, training=False)", "base_model(inputs)")),
+)
+
+EXAMPLES = {"seq2seq": SEQ2SEQ_EXAMPLES, "transfer_learning": TRANSFER_EXAMPLES, "hub_exploration": HUB_EXAMPLES}
 
 
 def write_examples(course: Course, assignment: str) -> list[Example]:

@@ -64,7 +64,7 @@ def graded(seq2seq_course):
     submit(course, "snoop", "seq2seq", _snooping(course))
     students = ("reference", "blank", "extra_layer", "crash", "not_json", "nbformat3", "missing", "tampered", "snoop")
     batch = grade(course=course, assignment="seq2seq", students=students, jobs=2, time_limit=300)
-    timeout = grade(course=course, assignment="seq2seq", students=("timeout",), time_limit=20)
+    timeout = grade(course=course, assignment="seq2seq", students=("endless_loop",), time_limit=20)
     results = {r.student: r for r in batch.results + timeout.results}
     return course, results
 
@@ -105,7 +105,7 @@ def test_unreadable_submissions_are_rejected(graded, student, says):
 
 
 def test_timeout_is_stopped_and_reported(graded):
-    result = graded[1]["timeout"]
+    result = graded[1]["endless_loop"]
     assert result.status == "timeout" and result.score == 0
     assert "stopped after 20 s" in result.reason
     assert result.execution_seconds < 60
@@ -160,7 +160,7 @@ def test_dlgrade_export_has_one_row_per_submission(graded):
     assert {r["student"] for r in rows} == set(results)
     by_student = {r["student"]: r for r in rows}
     assert by_student["reference"]["status"] == "graded" and float(by_student["reference"]["score"]) == 10
-    assert by_student["timeout"]["status"] == "timeout"
+    assert by_student["endless_loop"]["status"] == "timeout"
 
 
 def test_second_run_skips_graded_and_force_regrades(graded):
