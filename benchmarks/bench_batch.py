@@ -1,0 +1,89 @@
+"""Benchmark: a batch of seq2seq submissions graded by `dlgrade grade --jobs 2` and by `nbgrader autograde`.
+
+    .venv/bin/python benchmarks/bench_batch.py [N]      # N submissions (default 20; each trains ~1 minute)
+
+The batch cycles through the example submissions (reference, blank, extra layer, crash: honest work and
+mistakes, no endless loop). nbgrader autograde runs the same notebooks unsandboxed, one after the other, as
+nbgrader ships; its grade is the notebooks' public checks. Prints both wall times and their ratio, and the
+per-submission overhead: dlgrade's execution time in the sandbox against the same notebook run bare with nbclient.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+REPO = Path(__file__).resolve().parents[1]
+ASSIGNMENT = "seq2seq"
+MIX = ("reference", "extra_layer", "blank", "crash")
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    sys.path.insert(0, str(REPO))
+    from autograder.course import Course
+    from autograder.examples import EXAMPLES
+    from autograder.notebooks import generate_release
+
+    examples = {example.student: example for example in EXAMPLES[ASSIGNMENT]}
+    bin_dir = Path(sys.prefix) / "bin"
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    with tempfile.TemporaryDirectory(prefix="dlgrade-bench-") as tmp:
+        course = Course(Path(tmp))
+        shutil.copy2(REPO / "nbgrader_config.py", course.root)
+        shutil.copytree(REPO / "solutions" / ASSIGNMENT, course.solutions / ASSIGNMENT)
+        generate_release(course, ASSIGNMENT)
+        name = course.config(ASSIGNMENT).notebook_name
+        reference = nbformat.read(course.solutions / ASSIGNMENT / name, as_version=4)
+        release = nbformat.read(course.releases / ASSIGNMENT / name, as_version=4)
+        for index in range(count):
+            kind = MIX[index % len(MIX)]
+            target = course.submitted / f"{kind}-{index:02d}" / ASSIGNMENT / name
+            target.parent.mkdir(parents=True)
+            nbformat.write(examples[kind].build(reference, release), target)
+        print(f"{count} submissions: {', '.join(sorted({MIX[i % len(MIX)] for i in range(count)}))}", flush=True)
+
+        start = time.perf_counter()
+        subprocess.run([str(bin_dir / "dlgrade"), "grade", ASSIGNMENT, "--jobs", "2", "--course-dir", tmp],
+                       check=True, env=env, stdout=subprocess.DEVNULL)
+        dlgrade_seconds = time.perf_counter() - start
+        print(f"dlgrade grade --jobs 2:  {dlgrade_seconds:7.1f} s", flush=True)
+
+        from autograder.pipeline import load_results
+
+        results = load_results(course, ASSIGNMENT)
+        shutil.rmtree(course.root / "autograded")
+        (course.root / "gradebook.db").unlink()
+        start = time.perf_counter()
+        subprocess.run([str(bin_dir / "nbgrader"), "autograde", ASSIGNMENT, "--force"], cwd=tmp, check=True,
+                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        nbgrader_seconds = time.perf_counter() - start
+        print(f"nbgrader autograde:      {nbgrader_seconds:7.1f} s", flush=True)
+
+        bare_dir = Path(tmp) / "bare"
+        shutil.copytree(course.releases / ASSIGNMENT, bare_dir)
+        start = time.perf_counter()
+        NotebookClient(reference, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": str(bare_dir)}}).execute()
+        bare = time.perf_counter() - start
+        sandboxed = [r.execution_seconds for r in results if r.student.startswith("reference")]
+        per_submission = [r.grading_seconds for r in results if r.student.startswith("reference")]
+        print(f"batch ratio dlgrade / nbgrader:             {dlgrade_seconds / nbgrader_seconds:6.2f}  (goal <= 0.5)")
+        print(f"reference, bare nbclient:                   {bare:6.1f} s")
+        print(f"reference, in the sandbox (mean of {len(sandboxed)}):      {sum(sandboxed) / len(sandboxed):6.1f} s")
+        print(f"reference, whole grading (mean of {len(per_submission)}):       "
+              f"{sum(per_submission) / len(per_submission):6.1f} s")
+        print(f"overhead ratio sandboxed / bare execution:  {sum(sandboxed) / len(sandboxed) / bare:6.2f}  "
+              "(goal <= 1.05)")
+
+
+if __name__ == "__main__":
+    main()
