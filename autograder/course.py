@@ -39,6 +39,12 @@ class Course:
     """The course root (nbgrader's course directory) and the paths dlgrade derives from it."""
 
     root: Path
+    settings_root: Path | None = None  # where dlgrade.toml is read (checkpoint, ...); default: root
+
+    @property
+    def settings_dir(self) -> Path:
+        """The folder of the course's dlgrade.toml; a throw-away copy of a course keeps its original's."""
+        return self.settings_root or self.root
 
     @property
     def solutions(self) -> Path:
@@ -117,3 +123,18 @@ def find_course(start: Path | None = None) -> Course:
         if (candidate / "nbgrader_config.py").exists():
             return Course(candidate)
     raise ConfigError(f"no nbgrader_config.py in {here} or above: pass --course-dir COURSE")
+
+
+def copy_course(source: Course, target: Path, assignments: tuple[str, ...]) -> Course:
+    """A throw-away course at `target`: `source`'s nbgrader_config.py and the sources of `assignments`.
+
+    Its settings (dlgrade.toml: which checkpoint, ...) stay those of `source`, so validating or benchmarking in
+    the copy grades exactly as the real course would.
+    """
+    import shutil
+
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source.root / "nbgrader_config.py", target / "nbgrader_config.py")
+    for assignment in assignments:
+        shutil.copytree(source.solutions / assignment, target / "solutions" / assignment)
+    return Course(target, settings_root=source.settings_dir)

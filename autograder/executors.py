@@ -25,6 +25,7 @@ class Task:
     student: str
     isolated: bool = True
     time_limit: float | None = None  # overrides the assignment's wall-time limit
+    settings_root: Path | None = None  # where the course's dlgrade.toml lies, when not in course_root
 
 
 GradeOne = Callable[[Task, int], SubmissionResult]  # (task, slot) -> result; the slot picks the sandbox's host uid

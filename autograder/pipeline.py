@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 
 from autograder import gradebook, notebooks
-from autograder.course import AssignmentConfig, Course
+from autograder.course import AssignmentConfig, Course, copy_course
 from autograder.errors import SubmissionRejected, ValidationFailed
 from autograder.execution import Execution, execute_notebook
 from autograder.executors import Executor, LocalExecutor, Task
@@ -82,7 +82,7 @@ def provide_checkpoint(job: Job) -> None:
         return
     from autograder.checkpoints import resolve
 
-    checkpoint = resolve(job.course.root)
+    checkpoint = resolve(job.course.settings_dir)
     inside = CHECKPOINT_MOUNT if job.isolated else str(checkpoint.path)
     job.mounts.append(Mount(checkpoint.path, Path(CHECKPOINT_MOUNT)))
     job.kernel_env.update(DLGRADE_CHECKPOINT=inside, DLGRADE_CHECKPOINT_PROFILE=checkpoint.profile)
@@ -214,7 +214,7 @@ def default_jobs(config: AssignmentConfig) -> int:
 
 def grade_one(task: Task, slot: int = 0) -> SubmissionResult:
     """Grade one submission (the steps above), in this process; what a local slot or a Slurm task runs."""
-    course = Course(task.course_root)
+    course = Course(task.course_root, settings_root=task.settings_root)
     config = course.config(task.assignment)
     if task.time_limit is not None:
         config = replace(config, limits=replace(config.limits, wall_seconds=float(task.time_limit)))
@@ -263,7 +263,7 @@ def grade(*, course: Course, assignment: str, students: tuple[str, ...] = (), jo
             on_result(result)
 
     tasks = [Task(course_root=course.root, assignment=assignment, student=student, isolated=isolated,
-                  time_limit=time_limit) for student in todo]
+                  time_limit=time_limit, settings_root=course.settings_root) for student in todo]
     executor.run(tasks, grade_one=grade_one, on_done=record)
     results.sort(key=lambda r: r.student)
     return BatchReport(assignment=assignment, results=tuple(results), skipped=skipped,
@@ -277,9 +277,7 @@ def validate(*, course: Course, assignment: str, isolated: bool = True) -> tuple
     """
     config = course.config(assignment)
     with tempfile.TemporaryDirectory(prefix="dlgrade-validate-") as tmp:
-        scratch_course = Course(Path(tmp))
-        shutil.copy2(course.root / "nbgrader_config.py", scratch_course.root / "nbgrader_config.py")
-        shutil.copytree(course.solutions / assignment, scratch_course.solutions / assignment)
+        scratch_course = copy_course(course, Path(tmp), (assignment,))
         notebooks.generate_release(scratch_course, assignment)
         for student, source in (("reference", scratch_course.solutions), ("blank", scratch_course.releases)):
             target = scratch_course.submitted / student / assignment

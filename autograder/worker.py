@@ -24,11 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-sandbox", action="store_true")
     parser.add_argument("--time-limit", type=float, default=None)
     parser.add_argument("--slot", type=int, default=0, help="sandbox slot (host uid) on this node")
+    parser.add_argument("--settings-dir", type=Path, default=None, help="folder of the course's dlgrade.toml")
     args = parser.parse_args(argv)
     from autograder.pipeline import grade_one
 
     task = Task(course_root=args.course_dir.resolve(), assignment=args.assignment, student=args.student,
-                isolated=not args.no_sandbox, time_limit=args.time_limit)
+                isolated=not args.no_sandbox, time_limit=args.time_limit, settings_root=args.settings_dir)
     result = grade_one(task, args.slot)
     result.write(args.output)
     print(f"{result.student}: {result.score:g}/{result.max_score:g} {result.status}")

@@ -29,7 +29,7 @@ MIX = ("reference", "extra_layer", "blank", "crash")
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     sys.path.insert(0, str(REPO))
-    from autograder.course import Course
+    from autograder.course import Course, copy_course
     from autograder.examples import EXAMPLES
     from autograder.notebooks import generate_release
 
@@ -37,9 +37,7 @@ def main() -> None:
     bin_dir = Path(sys.prefix) / "bin"
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     with tempfile.TemporaryDirectory(prefix="dlgrade-bench-") as tmp:
-        course = Course(Path(tmp))
-        shutil.copy2(REPO / "nbgrader_config.py", course.root)
-        shutil.copytree(REPO / "solutions" / ASSIGNMENT, course.solutions / ASSIGNMENT)
+        course = copy_course(Course(REPO), Path(tmp), (ASSIGNMENT,))
         generate_release(course, ASSIGNMENT)
         name = course.config(ASSIGNMENT).notebook_name
         reference = nbformat.read(course.solutions / ASSIGNMENT / name, as_version=4)

@@ -23,13 +23,11 @@ REPO = Path(__file__).resolve().parents[1]
 def main() -> None:
     assignment = sys.argv[1] if len(sys.argv) > 1 else "seq2seq"
     sys.path.insert(0, str(REPO))
-    from autograder.course import Course
+    from autograder.course import Course, copy_course
     from autograder.notebooks import generate_release
 
     with tempfile.TemporaryDirectory(prefix="dlgrade-bench-") as tmp:
-        course = Course(Path(tmp))
-        shutil.copy2(REPO / "nbgrader_config.py", course.root)
-        shutil.copytree(REPO / "solutions" / assignment, course.solutions / assignment)
+        course = copy_course(Course(REPO), Path(tmp), (assignment,))
         generate_release(course, assignment)
         notebook_name = course.config(assignment).notebook_name
         reference = course.solutions / assignment / notebook_name

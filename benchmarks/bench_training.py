@@ -11,7 +11,6 @@ every seed.
 from __future__ import annotations
 
 import copy
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -24,16 +23,14 @@ SEEDS = (0, 1, 2)
 
 def main() -> None:
     sys.path.insert(0, str(REPO))
-    from autograder.course import Course
+    from autograder.course import Course, copy_course
     from autograder.notebooks import generate_release
     from autograder.pipeline import grade
 
     assignments = sys.argv[1:] or ["seq2seq"]
     for assignment in assignments:
         with tempfile.TemporaryDirectory(prefix="dlgrade-bench-") as tmp:
-            course = Course(Path(tmp))
-            shutil.copy2(REPO / "nbgrader_config.py", course.root)
-            shutil.copytree(REPO / "solutions" / assignment, course.solutions / assignment)
+            course = copy_course(Course(REPO), Path(tmp), (assignment,))
             generate_release(course, assignment)
             name = course.config(assignment).notebook_name
             reference = nbformat.read(course.solutions / assignment / name, as_version=4)

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from autograder.course import Course
+from autograder.course import Course, copy_course
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -18,11 +18,7 @@ def make_course(root: Path, assignments: tuple[str, ...] = ("seq2seq",)) -> Cour
     """A course at `root` with the repository's config and the given assignments' sources, releases generated."""
     from autograder.notebooks import generate_release
 
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
-    for assignment in assignments:
-        shutil.copytree(REPO / "solutions" / assignment, root / "solutions" / assignment)
-    course = Course(root)
+    course = copy_course(Course(REPO), root, assignments)
     for assignment in assignments:
         generate_release(course, assignment)
     return course
