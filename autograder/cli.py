@@ -103,21 +103,36 @@ def validate(assignments: tuple[str, ...], course_dir: Path | None, no_sandbox: 
               help="Wall-time limit per notebook in seconds (default: the assignment's, see assignment.toml).")
 @click.option("--no-sandbox", is_flag=True,
               help="Run student code WITHOUT bubblewrap isolation. Only for trusted code on a throw-away machine.")
+@click.option("--executor", "executor_name", type=click.Choice(["local", "slurm"]), default="local",
+              show_default=True,
+              help="Where to grade: on this machine (--jobs at once), or on a Slurm cluster as one job array, a task "
+                   "per submission, set up by [slurm] in the course's dlgrade.toml (see docs/slurm.md).")
 @course_dir_option
 @json_option
 def grade(assignment: str, students: tuple[str, ...], jobs: int, force: bool, time_limit: float | None,
-          no_sandbox: bool,
+          no_sandbox: bool, executor_name: str,
           course_dir: Path | None, as_json: bool) -> None:
     """Grade the submissions in submitted/<student>/ASSIGNMENT/.
 
     Writes autograded/<student>/ASSIGNMENT/results.json and the scores into the gradebook. Exit code 0 when
     every submission was graded (a low score or a rejected notebook is a result, not a failure).
 
-    Example: dlgrade grade seq2seq --student alice --jobs 2
+    \b
+    Examples:
+      dlgrade grade seq2seq --student alice --jobs 2
+      dlgrade grade seq2seq --executor slurm    # one Slurm array task per submission
     """
     from autograder.pipeline import grade as grade_batch
 
     course = _course(course_dir)
+    executor = None
+    if executor_name == "slurm":
+        from autograder.slurm import SlurmExecutor, load_settings
+
+        def submitted(job_id: str, batch_dir: Path) -> None:
+            click.echo(f"submitted Slurm job array {job_id}; task logs in {batch_dir / 'logs'}", err=True)
+
+        executor = SlurmExecutor(load_settings(course.root), on_submit=submitted)
     if no_sandbox:
         click.secho("warning: --no-sandbox: student code runs unisolated, as you", fg="yellow", err=True)
 
@@ -137,7 +152,8 @@ def grade(assignment: str, students: tuple[str, ...], jobs: int, force: bool, ti
 
     try:
         report = grade_batch(course=course, assignment=assignment, students=students, jobs=jobs, force=force,
-                             isolated=not no_sandbox, time_limit=time_limit, on_result=progress, on_start=start)
+                             isolated=not no_sandbox, time_limit=time_limit, executor=executor, on_result=progress,
+                             on_start=start)
     finally:
         bar.close()
     if as_json:
@@ -163,8 +179,13 @@ def results_table(results) -> str:
 @main.command()
 @click.argument("assignment")
 @course_dir_option
-def feedback(assignment: str, course_dir: Path | None) -> None:
+@json_option
+def feedback(assignment: str, course_dir: Path | None, as_json: bool) -> None:
     """Write an HTML feedback page per graded student: feedback/<student>/ASSIGNMENT/<notebook>.html.
+
+    Each page shows the score and status, every check with its points and message (layer tables, measured
+    values against their targets), the late penalty of the course's policy ([late] in dlgrade.toml), the
+    student's training curves (history.json) and images (an attention heatmap); never hidden test code or data.
 
     Example: dlgrade feedback seq2seq
     """
@@ -174,29 +195,97 @@ def feedback(assignment: str, course_dir: Path | None) -> None:
     course = _course(course_dir)
     config = course.config(assignment)
     written = write_feedback(course, load_results(course, assignment), config.notebook_name)
-    click.echo(f"wrote {len(written)} feedback page(s) to {course.feedback}")
+    if as_json:
+        click.echo(json.dumps([str(path) for path in written], indent=2))
+    else:
+        click.echo(f"wrote {len(written)} feedback page(s) to {course.feedback}")
+
+
+EXPORT_FORMATS = ("csv", "wide-csv", "xlsx", "canvas", "moodle", "gradescope")  # autograder.export.FORMATS
 
 
 @main.command()
-@click.option("--format", "fmt", type=click.Choice(["csv"]), default="csv", show_default=True,
-              help="Export format: long CSV, one row per student and assignment.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write here instead of standard output.")
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="csv", show_default=True,
+              help="csv: one row per student and assignment; wide-csv / xlsx: one row per student; canvas / "
+                   "moodle: their gradebook import CSV; gradescope: a results.json per submission (-o FOLDER).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Write here (a file; a folder for gradescope) instead of standard output.")
 @course_dir_option
 def export(fmt: str, output: Path | None, course_dir: Path | None) -> None:
-    """Export the gradebook: one row per student and assignment, with score, max score and status.
+    """Export the gradebook, with the late policy ([late] in dlgrade.toml) applied.
 
-    Example: dlgrade export -o grades.csv
+    Scores are the gradebook's (autograded and hand-graded points) less the late penalty; the penalties are
+    written into the gradebook too, so `nbgrader export` agrees.
+
+    Example: dlgrade export --format canvas -o canvas.csv
     """
-    from autograder.export import export_frame
+    from autograder.export import export as write_export
 
-    frame = export_frame(_course(course_dir))
-    text = frame.to_csv(index=False)
-    if output:
-        output.write_text(text)
-        click.echo(f"wrote {len(frame)} rows to {output}", err=True)
-    else:
+    text, count = write_export(_course(course_dir), fmt=fmt, output=output)
+    if text is not None:
         click.echo(text, nl=False)
+    else:
+        click.echo(f"wrote {count} {'file' if fmt == 'gradescope' else 'row'}(s) to {output}", err=True)
+
+
+@main.command()
+@click.argument("assignments", nargs=-1)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the HTML report. Default: course_report.html in the course root.")
+@course_dir_option
+@json_option
+def report(assignments: tuple[str, ...], output: Path | None, course_dir: Path | None, as_json: bool) -> None:
+    """Write the course report (HTML with plots): score distribution per assignment, pass rate of each check,
+    status counts and grading time per submission (all graded assignments by default).
+
+    Example: dlgrade report -o report.html
+    """
+    from autograder.report import write_report
+
+    course = _course(course_dir)
+    target = output or course.root / "course_report.html"
+    stats = write_report(course, target, assignments=assignments)
+    if as_json:
+        click.echo(json.dumps(stats.to_dict(), indent=2, default=str))
+    else:
+        click.echo(f"wrote {target} ({len(stats.submissions)} submissions)")
+
+
+EXIT_CHECKS_FAILED = 3
+
+
+@main.command()
+@click.argument("notebook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--no-sandbox", is_flag=True, help="Run without bubblewrap even where it works.")
+@click.option("--time-limit", type=click.FloatRange(1), default=None,
+              help="Wall-time limit in seconds (default: the assignment's, else 600).")
+@course_dir_option
+@json_option
+def check(notebook: Path, no_sandbox: bool, time_limit: float | None, course_dir: Path | None,
+          as_json: bool) -> None:
+    """Run your NOTEBOOK as grading will and report its public checks (the test cells you can see).
+
+    Runs in the bubblewrap sandbox where it works; where bubblewrap is missing (a laptop) it runs unsandboxed,
+    as you, and says so. Hidden checks are not run: passing the public ones does not promise their points.
+    Exit code 0 when every public check passes, 3 when one fails or does not run. Inside a course (found above
+    the notebook, or --course-dir) the assignment's limits and expected output files apply; elsewhere defaults.
+
+    Example: dlgrade check seq2seq.ipynb
+    """
+    from dataclasses import asdict
+
+    from autograder.check import check_notebook, format_report
+
+    course = _course(course_dir) if course_dir else None
+    result = check_notebook(notebook, course=course, sandbox=False if no_sandbox else None, time_limit=time_limit)
+    for note in result.notes:
+        click.secho(f"note: {note}", fg="yellow", err=True)
+    if as_json:
+        click.echo(json.dumps({**asdict(result), "passed": result.passed}, indent=2))
+    else:
+        click.echo(format_report(result))
+    if not result.passed:
+        sys.exit(EXIT_CHECKS_FAILED)
 
 
 @main.command()

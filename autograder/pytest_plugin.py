@@ -8,6 +8,10 @@ A hidden test declares its points and the nbgrader grade cell that carries them:
 A test passes for full points, or for a fraction of them when it sets `credit.fraction` (partial credit
 between a floor and a target). Failure messages are the assertion's own message (graders run with
 `--assert=plain`), never the test's code, data or traceback.
+
+A test may also describe what it compared, for the feedback page (`CheckResult.details`), before it asserts:
+`credit.layer_table(rows)` (an architecture, expected vs found, position by position) or
+`credit.threshold(metric=..., measured=..., target=..., floor=...)` (a measured value against its target).
 """
 
 from __future__ import annotations
@@ -23,10 +27,23 @@ from autograder.results import CheckResult
 
 @dataclass
 class Credit:
-    """Set by a test for partial credit: `fraction` of its points, and a message shown even on a pass."""
+    """Set by a test for partial credit: `fraction` of its points, and a message shown even on a pass;
+    `details` is what the check compared, shown as a table on the feedback page, pass or fail."""
 
     fraction: float = 1.0
     message: str = ""
+    details: dict | None = None
+
+    def layer_table(self, rows) -> None:
+        """Expected vs found layers: rows of (index, expected, found, ok), as `keras_checks.architecture_rows`."""
+        self.details = {"kind": "layers", "rows": [{"expected": str(expected), "found": str(found), "ok": bool(ok)}
+                                                   for _, expected, found, ok in rows]}
+
+    def threshold(self, *, metric: str, measured: float, target: float, floor: float | None = None) -> None:
+        """A measured value (an accuracy, say) against the target that earns full points and the floor below
+        which the check earns nothing."""
+        self.details = {"kind": "threshold", "metric": str(metric), "measured": float(measured),
+                        "target": float(target), "floor": None if floor is None else float(floor)}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -83,16 +100,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     points = float(marker.args[0] if marker.args else marker.kwargs.get("n", 1))
     cell = marker.kwargs.get("cell", "")
     name = (item.obj.__doc__ or item.name).strip().splitlines()[0] if hasattr(item, "obj") else item.name
+    credit = item.stash.get(_CREDIT, Credit())
     if report.failed or report.skipped:
         status, message = _message(call.excinfo) if call.excinfo else ("failed", "skipped")
         results[item.nodeid] = CheckResult(name=name, cell=cell, score=0.0, max_score=points, status=status,
-                                           output=message)
+                                           output=message, details=credit.details)
     elif report.when == "call" and item.nodeid not in results:
-        credit = item.stash.get(_CREDIT, Credit())
         fraction = min(max(credit.fraction, 0.0), 1.0)
         results[item.nodeid] = CheckResult(name=name, cell=cell, score=round(points * fraction, 3),
                                            max_score=points, status="passed" if fraction > 0 else "failed",
-                                           output=credit.message)
+                                           output=credit.message, details=credit.details)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -22,6 +22,10 @@ class CheckResult:
     status: CheckStatus
     output: str = ""
     visibility: str = "visible"
+    # Optional structure behind `output`, for feedback pages (set by graders through the `credit` fixture):
+    # {"kind": "layers", "rows": [{"expected": str, "found": str, "ok": bool}, ...]} or
+    # {"kind": "threshold", "metric": str, "measured": float, "target": float, "floor": float | None}.
+    details: dict | None = None
 
 
 @dataclass(frozen=True)
