@@ -95,7 +95,16 @@ TRANSFER_EXAMPLES = (
                                                    "base_model(inputs, training=False)", "base_model(inputs)")),
 )
 
-EXAMPLES = {"seq2seq": SEQ2SEQ_EXAMPLES, "transfer_learning": TRANSFER_EXAMPLES, "hub_exploration": HUB_EXAMPLES}
+ATTENTION_EXAMPLES = (
+    Example("reference", "the instructor's solution: full marks", lambda reference, release: reference),
+    Example("blank", "the release as handed out: zero", lambda reference, release: release),
+    Example("no_sqrt", "forgets to divide the scores by sqrt(d_k): loses the 1 point of the scaling check",
+            lambda reference, release: _replace_in(reference, "scaled_dot_product_attention", " / ops.sqrt(d_k)",
+                                                   "")),
+)
+
+EXAMPLES = {"seq2seq": SEQ2SEQ_EXAMPLES, "attention": ATTENTION_EXAMPLES, "transfer_learning": TRANSFER_EXAMPLES,
+            "hub_exploration": HUB_EXAMPLES}
 
 
 def write_examples(course: Course, assignment: str) -> list[Example]:

@@ -6,9 +6,12 @@ writing results.json stay with the caller (`pipeline.grade`), in one process, wh
 
 from __future__ import annotations
 
-import queue
-from collections.abc import Callable
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -38,6 +41,34 @@ class Executor(Protocol):
     def run(self, tasks: list[Task], *, grade_one: GradeOne, on_done: OnDone) -> None: ...
 
 
+SLOT_LOCKS = Path(f"/var/tmp/dlgrade-slots-{os.geteuid()}")  # a lock file per slot, for all dlgrade processes
+MAX_SLOTS = 64
+
+
+@contextmanager
+def machine_slot() -> Iterator[int]:
+    """A sandbox slot no other process on this machine holds (each slot is a host uid with its own task limit).
+
+    An flock is released by the kernel when its holder dies, so a batch killed with SIGKILL frees its slots.
+    """
+    SLOT_LOCKS.mkdir(mode=0o700, parents=True, exist_ok=True)
+    while True:
+        for slot in range(MAX_SLOTS):
+            handle = open(SLOT_LOCKS / f"{slot}.lock", "w")  # noqa: SIM115 - held for the whole with-block
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            try:
+                yield slot
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                handle.close()
+            return
+        time.sleep(0.5)
+
+
 @dataclass(frozen=True)
 class LocalExecutor:
     """`jobs` sandboxes at once on this machine, each in a slot of its own (its own host uid)."""
@@ -45,16 +76,9 @@ class LocalExecutor:
     jobs: int = 1
 
     def run(self, tasks: list[Task], *, grade_one: GradeOne, on_done: OnDone) -> None:
-        slots: queue.Queue[int] = queue.Queue()
-        for slot in range(max(1, self.jobs)):
-            slots.put(slot)
-
         def in_free_slot(task: Task) -> SubmissionResult:
-            slot = slots.get()
-            try:
+            with machine_slot() as slot:
                 return grade_one(task, slot)
-            finally:
-                slots.put(slot)
 
         with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
             for future in as_completed([pool.submit(in_free_slot, task) for task in tasks]):

@@ -75,6 +75,16 @@ def run_probe(namespace: dict) -> None:
         dates.x[:N_ATTENTION_DATES], verbose=0))})
     np.savez(PROBE_FILE, **found)
     print(f"probe: saved {', '.join(sorted(found))} to {PROBE_FILE}")
+    history = namespace.get("history")
+    if history is not None and isinstance(getattr(history, "history", None), dict):  # curves for the feedback page
+        import json
+
+        try:
+            curves = {str(key): [float(value) for value in values] for key, values in history.history.items()}
+            with open("history.json", "w") as handle:
+                json.dump(curves, handle)
+        except (TypeError, ValueError):
+            pass
 
 
 if __name__ == "__main__":  # as the notebook's last cell; an import by the graders runs nothing
