@@ -13,6 +13,7 @@ from autograder.sandbox import Limits
 ASSIGNMENTS = ("seq2seq", "attention", "transfer_learning", "bert_finetune", "hub_exploration")
 GRADERS_DIR = "graders"  # hidden pytest graders, below solutions/<assignment>/; nbgrader_config.py never releases it
 CONFIG_FILE = "assignment.toml"
+SETTINGS_FILE = "dlgrade.toml"  # optional, at the course root: [checkpoint], [late], [slurm]
 
 
 @dataclass(frozen=True)
@@ -138,3 +139,24 @@ def copy_course(source: Course, target: Path, assignments: tuple[str, ...]) -> C
     for assignment in assignments:
         shutil.copytree(source.solutions / assignment, target / "solutions" / assignment)
     return Course(target, settings_root=source.settings_dir)
+
+
+def course_settings(settings_dir: Path, section: str, known: set[str]) -> dict:
+    """The `[section]` table of `<settings_dir>/dlgrade.toml`: {} when the file or the section is absent.
+
+    Unknown keys are an error naming the file, never silently ignored.
+    """
+    path = Path(settings_dir) / SETTINGS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        raw = tomllib.loads(path.read_text()).get(section, {})
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: [{section}] must be a table of settings")
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) in [{section}]: {', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(known))}")
+    return raw

@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from autograder.course import Course
+from autograder.course import SETTINGS_FILE, Course, course_settings
 from autograder.errors import ConfigError
 
-COURSE_FILE = "dlgrade.toml"  # shared with the [checkpoint] and [slurm] sections, which other modules read
 SECTION = "late"
 METHODS = ("none", "zero", "percent_per_day")
 TIMESTAMP_FILE = "timestamp.txt"  # nbgrader's name, beside the submitted notebook
@@ -58,20 +56,8 @@ class LatePolicy:
 
 def load_policy(course_root: Path) -> LatePolicy:
     """The `[late]` section of `<course_root>/dlgrade.toml`; no file or no section means no penalty."""
-    path = Path(course_root) / COURSE_FILE
-    if not path.is_file():
-        return LatePolicy()
-    try:
-        raw = tomllib.loads(path.read_text()).get(SECTION, {})
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: [{SECTION}] must be a table of settings")
-    known = {f.name for f in dataclasses.fields(LatePolicy)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"{path}: unknown setting(s) in [{SECTION}]: {', '.join(unknown)}; "
-                          f"known: {', '.join(sorted(known))}")
+    path = Path(course_root) / SETTINGS_FILE
+    raw = course_settings(course_root, SECTION, {f.name for f in dataclasses.fields(LatePolicy)})
     policy = LatePolicy(**raw)
     if policy.method not in METHODS:
         raise ConfigError(f"{path}: [{SECTION}] method = {policy.method!r}; choose one of {', '.join(METHODS)}")
