@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test install sandbox-deps lint clean benchmark
+.PHONY: demo test install sandbox-deps test-deps slurm lint clean benchmark
 
 install: $(VENV)/.installed sandbox-deps
 
@@ -21,10 +21,21 @@ sandbox-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq bubblewrap; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq bubblewrap; fi; }
 
+# What only the tests need: Debian's chromium renders the feedback pages headless.
+test-deps:
+	@command -v chromium >/dev/null 2>&1 || { echo "==> installing chromium (headless, for the feedback page tests)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
+
 demo: install
 	$(BIN)/python -m autograder.demo
 
-test: install
+# A one-node Slurm cluster on this machine for tests/test_slurm.py (Debian's slurmd, slurmctld, munge; as root or
+# with sudo); a no-op when it is already up.
+slurm:
+	bash .ci/slurm-up
+
+test: install test-deps slurm
 	$(BIN)/ruff check autograder tests benchmarks solutions/*/graders
 	$(BIN)/python -m pytest -v --durations=15
 

@@ -132,7 +132,7 @@ def grade(assignment: str, students: tuple[str, ...], jobs: int, force: bool, ti
         def submitted(job_id: str, batch_dir: Path) -> None:
             click.echo(f"submitted Slurm job array {job_id}; task logs in {batch_dir / 'logs'}", err=True)
 
-        executor = SlurmExecutor(load_settings(course.root), on_submit=submitted)
+        executor = SlurmExecutor(load_settings(course.settings_dir), on_submit=submitted)
     if no_sandbox:
         click.secho("warning: --no-sandbox: student code runs unisolated, as you", fg="yellow", err=True)
 

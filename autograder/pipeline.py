@@ -236,7 +236,8 @@ def grade(*, course: Course, assignment: str, students: tuple[str, ...] = (), jo
     """
     start = time.monotonic()
     config = course.config(assignment)
-    if isolated:
+    executor = executor or LocalExecutor(jobs or default_jobs(config))
+    if isolated and isinstance(executor, LocalExecutor):  # a remote executor's workers check on their nodes
         from autograder.sandbox import check_sandbox
 
         check_sandbox()
@@ -247,7 +248,6 @@ def grade(*, course: Course, assignment: str, students: tuple[str, ...] = (), jo
             raise SubmissionRejected(f"no submission of {student} for {assignment} in {course.submitted}")
     skipped = tuple(s for s in chosen if not force and already_graded(course, assignment, s))
     todo = [s for s in chosen if s not in skipped]
-    executor = executor or LocalExecutor(jobs or default_jobs(config))
     if on_start:
         on_start(todo)
     points = autograded_points(course, assignment, config.notebook_name)
