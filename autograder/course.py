@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,9 +68,18 @@ class Course:
     def feedback(self) -> Path:
         return self.root / "feedback"
 
-    @property
+    @functools.cached_property
     def db_url(self) -> str:
-        return f"sqlite:///{(self.root / 'gradebook.db').resolve()}"
+        """nbgrader's gradebook: `c.CourseDirectory.db_url` of nbgrader_config.py (any SQLAlchemy URL, the same
+        one `nbgrader export` and formgrader use), a relative SQLite path taken from the course root; default
+        `gradebook.db` in the course root."""
+        configured = _nbgrader_setting(self.root, "CourseDirectory", "db_url")
+        if not configured:
+            return f"sqlite:///{(self.root / 'gradebook.db').resolve()}"
+        prefix = "sqlite:///"
+        if configured.startswith(prefix) and not configured[len(prefix):].startswith("/"):
+            return f"{prefix}{(self.root / configured[len(prefix):]).resolve()}"
+        return configured
 
     def graders(self, assignment: str) -> Path:
         return self.solutions / assignment / GRADERS_DIR
@@ -126,6 +136,16 @@ def find_course(start: Path | None = None) -> Course:
     raise ConfigError(f"no nbgrader_config.py in {here} or above: pass --course-dir COURSE")
 
 
+def _nbgrader_setting(root: Path, section: str, name: str):
+    """One value of the course's nbgrader_config.py, read with traitlets as nbgrader reads it (None if unset)."""
+    if not (root / "nbgrader_config.py").is_file():
+        return None
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    return config[section][name] if section in config and name in config[section] else None
+
+
 def copy_course(source: Course, target: Path, assignments: tuple[str, ...]) -> Course:
     """A throw-away course at `target`: `source`'s nbgrader_config.py and the sources of `assignments`.
 
@@ -136,6 +156,8 @@ def copy_course(source: Course, target: Path, assignments: tuple[str, ...]) -> C
 
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy2(source.root / "nbgrader_config.py", target / "nbgrader_config.py")
+    with open(target / "nbgrader_config.py", "a") as config:  # a gradebook of its own, never the course's
+        config.write('\nc.CourseDirectory.db_url = "sqlite:///gradebook.db"  # dlgrade: a throw-away copy\n')
     for assignment in assignments:
         shutil.copytree(source.solutions / assignment, target / "solutions" / assignment)
     return Course(target, settings_root=source.settings_dir)

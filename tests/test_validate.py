@@ -86,3 +86,29 @@ def test_probe_calls_student_code_in_the_sandbox_and_leaves_no_trace(tmp_path):
     executed = nbformat.read(course.autograded / "ann" / "tiny" / "tiny.ipynb", as_version=4)
     assert result.score == 2
     assert not any("probe.npz" in cell.source for cell in executed.cells), "the probe cell stays out of feedback"
+
+
+def test_the_gradebook_url_comes_from_nbgrader_config(tmp_path):
+    """Any SQLAlchemy URL set as nbgrader's CourseDirectory.db_url is where grades go (and where nbgrader looks)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from autograder.notebooks import generate_release
+    from autograder.pipeline import grade
+    from tests.conftest import submit
+
+    course = tiny_course(tmp_path)
+    (tmp_path / "grades").mkdir()
+    with open(tmp_path / "nbgrader_config.py", "a") as config:
+        config.write('\nc.CourseDirectory.db_url = "sqlite:///grades/course.db"\n')
+    assert course.db_url == f"sqlite:///{tmp_path / 'grades' / 'course.db'}"
+    generate_release(course, "tiny")
+    submit(course, "ann", "tiny", (course.solutions / "tiny" / "tiny.ipynb").read_bytes())
+    grade(course=course, assignment="tiny")
+    assert (tmp_path / "grades" / "course.db").exists() and not (tmp_path / "gradebook.db").exists()
+    nbgrader = Path(sys.prefix) / "bin" / "nbgrader"
+    done = subprocess.run([str(nbgrader), "export", "--to", str(tmp_path / "out.csv")], cwd=tmp_path,
+                          capture_output=True, text=True, env={"PATH": f"{nbgrader.parent}:/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ann" in (tmp_path / "out.csv").read_text()
