@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from autograder.cli import main
 from autograder.errors import ValidationFailed
 from autograder.pipeline import validate
-from tests.conftest import GRADER, REPO, tiny_course
+from tests.conftest import GRADER, tiny_course
 
 
 def test_validate_passes_for_a_sound_grader(tmp_path):
@@ -34,11 +34,15 @@ def test_validate_fails_when_points_do_not_match_the_notebook(tmp_path):
         validate(course=tiny_course(tmp_path, GRADER.replace("points(2", "points(3")), assignment="tiny")
 
 
-@pytest.mark.slow
-def test_validate_seq2seq_from_the_command_line():
-    run = CliRunner().invoke(main, ["validate", "seq2seq", "--course-dir", str(REPO)])
+def test_validate_from_the_command_line(tmp_path):
+    """The CLI forwards to the same library function: ok with whole points, exit code 0; a failure exits 1."""
+    course = tiny_course(tmp_path)
+    run = CliRunner().invoke(main, ["validate", "tiny", "--course-dir", str(course.root)])
     assert run.exit_code == 0, run.output
-    assert "seq2seq: ok (reference 10/10, blank 0/10)" in run.output
+    assert "tiny: ok (reference 2/2, blank 0/2)" in run.output
+    (course.graders("tiny") / "test_tiny.py").write_text(GRADER.replace("points(2", "points(3"))
+    failed = CliRunner().invoke(main, ["validate", "tiny", "--course-dir", str(course.root)])
+    assert failed.exit_code == 1 and "points per cell" in failed.output
 
 
 PROBE = '''
