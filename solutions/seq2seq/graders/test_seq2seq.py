@@ -9,7 +9,7 @@ from autograder.keras_checks import LayerRule, architecture_message, architectur
 N_OUTPUT_SYMBOLS = 10
 HIDDEN_SAMPLE_SEED = 7_193  # private: which numbers the accuracy check asks the model about
 HIDDEN_SAMPLE_SIZE = 1024
-ACCURACY_FLOOR, ACCURACY_TARGET = 0.05, 0.15  # calibrated: benchmarks/bench_training.py seq2seq (reference 0.27)
+ACCURACY_FLOOR, ACCURACY_TARGET = 0.05, 0.15  # bench_training.py: reference 0.52, 0.37, 0.27 (seeds 0-2)
 
 RULES = [
     LayerRule("Embedding", "Embedding(input_dim=2)", lambda layer: layer.input_dim == 2),
