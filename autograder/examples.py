@@ -103,8 +103,17 @@ ATTENTION_EXAMPLES = (
                                                    "")),
 )
 
+BERT_EXAMPLES = (
+    Example("reference", "the instructor's solution: full marks", lambda reference, release: reference),
+    Example("blank", "the release as handed out: zero", lambda reference, release: release),
+    Example("short_sequences", "sequence length 48 instead of 64: loses the 2 preprocessing points",
+            lambda reference, release: _replace_in(reference, "build_classifier",
+                                                   "classifier.preprocessor.sequence_length = SEQUENCE_LENGTH",
+                                                   "classifier.preprocessor.sequence_length = 48")),
+)
+
 EXAMPLES = {"seq2seq": SEQ2SEQ_EXAMPLES, "attention": ATTENTION_EXAMPLES, "transfer_learning": TRANSFER_EXAMPLES,
-            "hub_exploration": HUB_EXAMPLES}
+            "bert_finetune": BERT_EXAMPLES, "hub_exploration": HUB_EXAMPLES}
 
 
 def write_examples(course: Course, assignment: str) -> list[Example]:

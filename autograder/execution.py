@@ -19,7 +19,6 @@ from autograder import sandbox
 from autograder.course import AssignmentConfig
 
 RUNNER_DIR = ".dlgrade"
-MAX_ARTIFACT_BYTES = 512 * 2**20
 
 
 @dataclass(frozen=True)
@@ -104,8 +103,9 @@ def execute_notebook(notebook: nbformat.NotebookNode, *, config: AssignmentConfi
         run = sandbox.run(argv, scratch=scratch, limits=config.limits, env={**kernel_env(config), **(env or {})},
                           slot=slot, mounts=mounts if isolated else (), isolated=isolated)
         executed = _read_untrusted_notebook(scratch / RUNNER_DIR / "executed.ipynb")
-        found, missing = collect_artifacts(scratch, config.artifacts, artifacts_dir)
-        extras, _ = collect_artifacts(scratch, config.extras, artifacts_dir)
+        biggest = config.limits.max_file_bytes
+        found, missing = collect_artifacts(scratch, config.artifacts, artifacts_dir, max_bytes=biggest)
+        extras, _ = collect_artifacts(scratch, config.extras, artifacts_dir, max_bytes=biggest)
     return Execution(run=run, executed=executed, artifacts={**found, **extras}, missing_artifacts=missing)
 
 
@@ -128,8 +128,9 @@ def _read_untrusted_notebook(path: Path) -> nbformat.NotebookNode | None:
         return None
 
 
-def collect_artifacts(scratch: Path, names: tuple[str, ...], dest: Path) -> tuple[dict[str, Path], tuple[str, ...]]:
-    """Copy each declared artifact that is a regular file (never following a symlink) out of scratch."""
+def collect_artifacts(scratch: Path, names: tuple[str, ...], dest: Path, *, max_bytes: int = 2**30
+                      ) -> tuple[dict[str, Path], tuple[str, ...]]:
+    """Copy each declared artifact that is a regular file of at most `max_bytes` (never following a symlink)."""
     dest.mkdir(parents=True, exist_ok=True)
     found: dict[str, Path] = {}
     missing: list[str] = []
@@ -143,7 +144,7 @@ def collect_artifacts(scratch: Path, names: tuple[str, ...], dest: Path) -> tupl
             missing.append(name)
             continue
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_ARTIFACT_BYTES:
+        if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
             os.close(fd)
             missing.append(name)
             continue

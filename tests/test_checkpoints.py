@@ -39,7 +39,7 @@ def test_tiny_build_is_fast_small_and_reproducible(tmp_path, tiny):
     again = build_tiny_bert(tmp_path / "again", corpus=load_reviews().texts.tolist())
     assert time.monotonic() - start < 10
     assert again.profile == "tiny"
-    for name in ("config.json", "vocab.txt", "tokenizer_config.json", "model.safetensors"):
+    for name in ("config.json", "vocab.txt", "tokenizer_config.json", "model.safetensors", "dlgrade-build.json"):
         assert (again.path / name).read_bytes() == (tiny.path / name).read_bytes(), name
     config = json.loads((tiny.path / "config.json").read_text())
     assert (config["num_hidden_layers"], config["hidden_size"], config["num_attention_heads"]) == (2, 64, 4)
@@ -106,6 +106,18 @@ def test_resolve_prefers_environment_then_course_file_then_tiny(tmp_path, tiny):
     assert (default.path / "model.safetensors").read_bytes() == (tiny.path / "model.safetensors").read_bytes()
     mtime = (default.path / "model.safetensors").stat().st_mtime_ns
     assert resolve(course, environ={}) == default and (default.path / "model.safetensors").stat().st_mtime_ns == mtime
+
+
+def test_a_tiny_checkpoint_from_another_recipe_is_rebuilt(tmp_path, tiny):
+    cached = tmp_path / ".dlgrade" / "checkpoints" / "tiny-bert"
+    shutil.copytree(tiny.path, cached)
+    assert resolve(tmp_path, environ={}).path == cached
+    stamp = json.loads((cached / "dlgrade-build.json").read_text())
+    (cached / "dlgrade-build.json").write_text(json.dumps({**stamp, "recipe": stamp["recipe"] - 1}))
+    (cached / "model.safetensors").write_bytes(b"an older build")
+    assert resolve(tmp_path, environ={}).path == cached
+    assert (cached / "model.safetensors").read_bytes() == (tiny.path / "model.safetensors").read_bytes()
+    assert [p.name for p in cached.parent.iterdir()] == ["tiny-bert"], "no staging or stale copies are left"
 
 
 def test_profiles_are_inferred_from_name_or_size(tmp_path):

@@ -1,0 +1,31 @@
+"""Fixtures of the hidden bert_finetune graders: the student's saved classifier (loaded with safe_mode, never
+running their code), the checkpoint it was fine-tuned from, and the hidden test reviews."""
+
+from pathlib import Path
+
+import pytest
+
+from autograder.checkpoints import Checkpoint, resolve
+from autograder.keras_checks import load_model
+from autograder.textdata import TextData, load_texts
+
+HERE = Path(__file__).resolve().parent
+COURSE_ROOT = HERE.parents[2]  # graders -> bert_finetune -> solutions -> course root
+
+
+@pytest.fixture(scope="session")
+def classifier(request):
+    # safe_mode also refuses a tokenizer vocabulary file outside the archive (checked with keras-hub 0.32)
+    path = Path(request.config.getoption("--dlgrade-artifacts")) / "bert_classifier.keras"
+    return load_model(path)
+
+
+@pytest.fixture(scope="session")
+def checkpoint() -> Checkpoint:
+    """The checkpoint the sandbox mounted: $DLGRADE_CHECKPOINT, set by the pipeline, else the course's own."""
+    return resolve(COURSE_ROOT)
+
+
+@pytest.fixture(scope="session")
+def hidden_reviews() -> TextData:
+    return load_texts(HERE / "reviews_test.csv")
