@@ -58,11 +58,12 @@ def main() -> None:
         from autograder.pipeline import load_results
 
         results = load_results(course, ASSIGNMENT)
-        shutil.rmtree(course.root / "autograded")
-        (course.root / "gradebook.db").unlink()
+        shutil.rmtree(course.root / "autograded")  # the gradebook stays: nbgrader restores cells from it too
         start = time.perf_counter()
-        subprocess.run([str(bin_dir / "nbgrader"), "autograde", ASSIGNMENT, "--force"], cwd=tmp, check=True,
-                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        done = subprocess.run([str(bin_dir / "nbgrader"), "autograde", ASSIGNMENT, "--force", "--create"], cwd=tmp,
+                              env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"nbgrader autograde failed:\n{done.stderr[-3000:]}")
         nbgrader_seconds = time.perf_counter() - start
         print(f"nbgrader autograde:      {nbgrader_seconds:7.1f} s", flush=True)
 
