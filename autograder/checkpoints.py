@@ -27,7 +27,6 @@ import shutil
 import string
 import tempfile
 import threading
-import tomllib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -35,12 +34,13 @@ from pathlib import Path
 
 import numpy as np
 
+from autograder.course import SETTINGS_FILE, course_settings
 from autograder.errors import ConfigError
 
 ENV_PATH = "DLGRADE_CHECKPOINT"
 ENV_PROFILE = "DLGRADE_CHECKPOINT_PROFILE"
 PROFILES = ("tiny", "minilm", "bert-base-cased")
-COURSE_FILE = "dlgrade.toml"
+COURSE_FILE = SETTINGS_FILE
 TINY_DIR = Path(".dlgrade") / "checkpoints" / "tiny-bert"  # below the course root
 TINY_NAME = "dlgrade/tiny-bert"  # `_name_or_path` in the tiny checkpoint's config.json: how its profile is known
 REQUIRED_FILES = ("config.json", "vocab.txt", "tokenizer_config.json")  # and the weights, see _weights_file
@@ -303,18 +303,12 @@ def resolve(course_root: Path, *, environ: Mapping[str, str] | None = None) -> C
 def _course_setting(course_root: Path) -> tuple[Path, str | None] | None:
     """(path, profile) from `[checkpoint]` in the course's dlgrade.toml, or None when it sets none."""
     file = course_root / COURSE_FILE
-    if not file.is_file():
+    section = course_settings(course_root, "checkpoint", {"path", "profile"})
+    if not section:
         return None
-    try:
-        section = tomllib.loads(file.read_text()).get("checkpoint")
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file}: {exc}") from None
-    if section is None:
-        return None
-    unknown = sorted(set(section) - {"path", "profile"}) if isinstance(section, dict) else ["(not a table)"]
-    if unknown or not isinstance(section.get("path"), str):
+    if not isinstance(section.get("path"), str):
         raise ConfigError(f"{file}: [checkpoint] takes path = \"DIR\" (required) and profile = \"...\" (one of "
-                          f"{', '.join(PROFILES)}); found {sorted(section) if isinstance(section, dict) else section}")
+                          f"{', '.join(PROFILES)}); found {sorted(section)}")
     path = Path(section["path"]).expanduser()
     return (path if path.is_absolute() else course_root / path).resolve(), section.get("profile")
 

@@ -17,5 +17,9 @@ class SubmissionRejected(DlgradeError):
     """A submission cannot be graded at all (not JSON, wrong nbformat, deleted locked cells, missing)."""
 
 
+class GradingFailed(DlgradeError):
+    """A batch ran but some of its results could not be recorded."""
+
+
 class ValidationFailed(DlgradeError):
     """The reference solution did not earn full marks, or the blank release earned points."""

@@ -80,6 +80,7 @@ def kernel_env(config: AssignmentConfig) -> dict[str, str]:
         "JUPYTER_PLATFORM_DIRS": "1",
         "IPYTHONDIR": "/tmp/ipython",
         "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "") if config.device == "gpu" else "",
+        "TF_FORCE_GPU_ALLOW_GROWTH": "true",  # parallel sandboxes and the graders share a card
     }
 
 

@@ -70,7 +70,7 @@ def export_frame(course: Course, *, policy: LatePolicy | None = None, record: bo
     """
     from autograder.late import has_gradebook, lateness_by_student, load_policy, penalty, record_penalties
 
-    policy = policy or load_policy(course.root)
+    policy = policy or load_policy(course.settings_dir)
     if not has_gradebook(course):  # nothing graded yet; opening the gradebook would create it
         return pd.DataFrame(columns=LONG_COLUMNS)
     frame = scores_frame(course)
@@ -173,7 +173,7 @@ def write_gradescope(course: Course, target: Path, *, policy: LatePolicy | None 
     """`<target>/<student>/<assignment>/results.json` for every graded submission."""
     from autograder.late import lateness_by_student, load_policy, penalty
 
-    policy = policy or load_policy(course.root)
+    policy = policy or load_policy(course.settings_dir)
     written = []
     for assignment in graded_assignments(course):
         lateness = lateness_by_student(course, assignment)

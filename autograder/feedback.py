@@ -276,7 +276,7 @@ def write_feedback(course: Course, results: list[SubmissionResult], notebook_nam
     `policy`: the late policy to show and apply (default: the course's `[late]` section in dlgrade.toml)."""
     from autograder.late import lateness_by_student, load_policy, penalty
 
-    policy = policy or load_policy(course.root)
+    policy = policy or load_policy(course.settings_dir)
     lateness = {}
     for assignment in {result.assignment for result in results}:
         lateness.update({(student, assignment): value

@@ -131,9 +131,13 @@ def restore_cells(notebook: nbformat.NotebookNode, *, course: Course, assignment
                               "notebook": Path(notebook_name).stem}}
     steps = [ClearOutput(log=log), DeduplicateIds(log=log), OverwriteKernelspec(log=log),
              OverwriteCells(log=log, add_missing_cells=True), CheckCellMetadata(log=log)]
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         for step in steps:
             notebook, resources = step.preprocess(notebook, resources)
+    except SQLAlchemyError:
+        raise  # the gradebook failed us: an internal error (pipeline.grade_submission), never a rejection
     except Exception as exc:  # nbgrader raises ValidationError, KeyError or RuntimeError on tampered metadata
         raise SubmissionRejected(
             "the notebook's grading cells were tampered with beyond repair (" + (str(exc).splitlines() or [""])[0]

@@ -22,7 +22,7 @@ import nbformat
 
 from autograder import gradebook, notebooks
 from autograder.course import AssignmentConfig, Course, copy_course
-from autograder.errors import SubmissionRejected, ValidationFailed
+from autograder.errors import GradingFailed, SubmissionRejected, ValidationFailed
 from autograder.execution import Execution, execute_notebook
 from autograder.executors import Executor, LocalExecutor, Task
 from autograder.graders import run_graders
@@ -143,7 +143,7 @@ def summarize(job: Job, *, max_score: float) -> SubmissionResult:
     if execution.missing_artifacts:
         reasons.append("missing output file(s): " + ", ".join(execution.missing_artifacts))
     if not job.checks:
-        status = "error"
+        status = "error" if status == "graded" else status
         reasons.append("the hidden checks could not run; your instructor has the log")
     score = round(sum(check.score for check in job.checks), 3)
     return SubmissionResult(student=job.student, assignment=job.config.name, score=score, max_score=max_score,
@@ -167,10 +167,11 @@ def autograded_points(course: Course, assignment: str, notebook_name: str) -> di
 def grade_submission(job: Job) -> SubmissionResult:
     """Run the steps for one submission; a rejected submission scores 0 with the reason."""
     start = time.monotonic()
-    max_score = sum(autograded_points(job.course, job.config.name, job.config.notebook_name).values())
-    shutil.rmtree(job.output_dir, ignore_errors=True)
-    job.output_dir.mkdir(parents=True)
+    max_score = 0.0
     try:
+        max_score = sum(autograded_points(job.course, job.config.name, job.config.notebook_name).values())
+        shutil.rmtree(job.output_dir, ignore_errors=True)
+        job.output_dir.mkdir(parents=True)
         for step in STEPS:
             step(job)
         result = summarize(job, max_score=max_score)
@@ -253,10 +254,23 @@ def grade(*, course: Course, assignment: str, students: tuple[str, ...] = (), jo
     points = autograded_points(course, assignment, config.notebook_name)
     results = []
 
+    unrecorded: list[str] = []
+    mismatch: list[ValidationFailed] = []
+
     def record(result: SubmissionResult) -> None:
-        """In this thread only: the gradebook first, then results.json (which marks the submission done)."""
-        check_points_match(result, points)
-        gradebook.record(course, result)
+        """In this thread only: the gradebook first, then results.json (which marks the submission done).
+
+        A result that cannot be recorded gets no results.json, so the next run grades it again; the batch goes on.
+        """
+        try:
+            check_points_match(result, points)
+            gradebook.record(course, result)
+        except ValidationFailed as exc:  # the graders disagree with the notebook: no result of this batch is sound
+            mismatch.append(exc)
+            return
+        except Exception as exc:  # the rest of the batch must still be recorded
+            unrecorded.append(f"{result.student}: {exc}")
+            return
         result.write(course.autograded / result.student / assignment / RESULTS_FILE)
         results.append(result)
         if on_result:
@@ -265,6 +279,11 @@ def grade(*, course: Course, assignment: str, students: tuple[str, ...] = (), jo
     tasks = [Task(course_root=course.root, assignment=assignment, student=student, isolated=isolated,
                   time_limit=time_limit, settings_root=course.settings_root) for student in todo]
     executor.run(tasks, grade_one=grade_one, on_done=record)
+    if mismatch:
+        raise mismatch[0]
+    if unrecorded:
+        raise GradingFailed(f"{len(unrecorded)} result(s) could not be recorded (run again to grade them): "
+                            + "; ".join(unrecorded))
     results.sort(key=lambda r: r.student)
     return BatchReport(assignment=assignment, results=tuple(results), skipped=skipped,
                        seconds=round(time.monotonic() - start, 2))

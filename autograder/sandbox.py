@@ -14,6 +14,7 @@ import os
 import resource
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -135,6 +136,21 @@ def mirror_tree(source: Path, mirror: Path, *, skip: Sequence[str] = ()) -> Path
     marker = mirror / ".dlgrade-mirror-complete"
     if marker.exists():
         return mirror
+    building = Path(tempfile.mkdtemp(prefix=f".{mirror.name}-", dir=mirror.parent))  # parallel jobs build apart
+    try:
+        _build_mirror(source, building / "tree", skip=skip)
+        try:
+            os.rename(building / "tree", mirror)  # atomic: a sandbox never sees half a mirror
+        except OSError:
+            if not marker.exists():  # not another job's finished mirror: a stale half one from a killed run
+                shutil.rmtree(mirror, ignore_errors=True)
+                os.rename(building / "tree", mirror)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return mirror
+
+
+def _build_mirror(source: Path, mirror: Path, *, skip: Sequence[str]) -> None:
 
     def link_or_copy(src: str, dst: str) -> None:
         try:
@@ -142,13 +158,11 @@ def mirror_tree(source: Path, mirror: Path, *, skip: Sequence[str] = ()) -> Path
         except OSError:
             shutil.copy2(src, dst)
 
-    shutil.rmtree(mirror, ignore_errors=True)
     shutil.copytree(source, mirror, symlinks=True, copy_function=link_or_copy,
                     ignore=shutil.ignore_patterns(*skip))
     for directory in [mirror, *[p for p in mirror.rglob("*") if p.is_dir() and not p.is_symlink()]]:
         directory.chmod(directory.stat().st_mode | 0o755)
-    marker.touch()
-    return mirror
+    (mirror / ".dlgrade-mirror-complete").touch()
 
 
 def _bwrap_argv(argv: Sequence[str], *, limits: Limits, mounts: Sequence[Mount],

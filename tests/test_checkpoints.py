@@ -154,7 +154,7 @@ def test_other_configuration_errors_say_what_is_wrong(tmp_path, tiny):
     with pytest.raises(ConfigError, match="model_type 'gpt2'"):
         resolve(tmp_path, environ={"DLGRADE_CHECKPOINT": str(gpt)})
     (tmp_path / "dlgrade.toml").write_text('[checkpoint]\nfolder = "x"\n')
-    with pytest.raises(ConfigError, match=r"\[checkpoint\] takes path"):
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) in \[checkpoint\]: folder; known: path, profile"):
         resolve(tmp_path, environ={})
     (tmp_path / "dlgrade.toml").write_text('[checkpoint\n')
     with pytest.raises(ConfigError, match="dlgrade.toml"):

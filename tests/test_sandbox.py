@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from autograder import sandbox
@@ -29,10 +30,26 @@ def scratch():
 
 
 def test_runs_as_unprivileged_user_in_scratch(scratch):
-    result = run_python("import os; print(os.getuid(), os.getcwd()); open('out.txt', 'w').write('ok')", scratch)
+    """Inside, a plain user in its scratch folder; outside, seen from the host, not root either."""
+    marker = f"dlgrade-uid-probe-{time.monotonic_ns()}"
+    code = (f"import os, time; print(os.getuid(), os.getcwd()); open('out.txt', 'w').write('ok'); time.sleep(3)"
+            f"  # {marker}")
+    outcome = {}
+    runner = threading.Thread(target=lambda: outcome.update(result=run_python(code, scratch)))
+    runner.start()
+    host_uids = set()
+    while runner.is_alive():
+        for process in psutil.process_iter(["cmdline", "uids"]):
+            if process.info["cmdline"] and marker in " ".join(process.info["cmdline"]) and "bwrap" not in \
+                    process.info["cmdline"][0]:
+                host_uids.add(process.info["uids"].real)
+        time.sleep(0.2)
+    runner.join()
+    result = outcome["result"]
     assert result.returncode == 0, result.stderr
     uid, cwd = result.stdout.split()
     assert uid != "0" and cwd == sandbox.SCRATCH_MOUNT
+    assert host_uids and 0 not in host_uids, f"the sandboxed process runs as host uid(s) {host_uids}"
     assert (scratch / "out.txt").read_text() == "ok"
 
 

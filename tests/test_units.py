@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -86,7 +87,7 @@ def test_artifacts_never_follow_symlinks(tmp_path):
     secret.write_text("hidden")
     (scratch / "model.keras").symlink_to(secret)
     (scratch / "ok.npz").write_bytes(b"data")
-    (scratch / "fifo").mkdir()
+    os.mkfifo(scratch / "fifo")  # opening it must not block, and it is not a regular file
     found, missing = collect_artifacts(scratch, ("model.keras", "ok.npz", "fifo", "absent"), dest)
     assert set(found) == {"ok.npz"} and set(missing) == {"model.keras", "fifo", "absent"}
     assert (dest / "ok.npz").read_bytes() == b"data"
