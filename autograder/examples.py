@@ -61,9 +61,13 @@ def _timeout(reference, release):
     return changed
 
 
-SEQ2SEQ_EXAMPLES = (
+HONEST = (  # every assignment's first two examples
     Example("reference", "the instructor's solution: full marks", lambda reference, release: reference),
     Example("blank", "the release as handed out: zero", lambda reference, release: release),
+)
+
+SEQ2SEQ_EXAMPLES = (
+    *HONEST,
     Example("extra_layer", "an extra Dropout layer: loses the 2 points of the layer order check", _extra_dropout),
     Example("crash", "a typo (layers.LTSM) raises in build_model: zero, with the error", _crash),
     Example("endless_loop", "an endless loop before training: stopped at the time limit", _timeout),
@@ -88,24 +92,21 @@ HUB_EXAMPLES = (
 )
 
 TRANSFER_EXAMPLES = (
-    Example("reference", "the instructor's solution: full marks", lambda reference, release: reference),
-    Example("blank", "the release as handed out: zero", lambda reference, release: release),
+    *HONEST,
     Example("no_inference_mode", "calls the base without training=False: loses the 1 point of the inference check",
             lambda reference, release: _replace_in(reference, "build_transfer_model",
                                                    "base_model(inputs, training=False)", "base_model(inputs)")),
 )
 
 ATTENTION_EXAMPLES = (
-    Example("reference", "the instructor's solution: full marks", lambda reference, release: reference),
-    Example("blank", "the release as handed out: zero", lambda reference, release: release),
+    *HONEST,
     Example("no_sqrt", "forgets to divide the scores by sqrt(d_k): loses the 1 point of the scaling check",
             lambda reference, release: _replace_in(reference, "scaled_dot_product_attention", " / ops.sqrt(d_k)",
                                                    "")),
 )
 
 BERT_EXAMPLES = (
-    Example("reference", "the instructor's solution: full marks", lambda reference, release: reference),
-    Example("blank", "the release as handed out: zero", lambda reference, release: release),
+    *HONEST,
     Example("short_sequences", "sequence length 48 instead of 64: loses the 2 preprocessing points",
             lambda reference, release: _replace_in(reference, "build_classifier",
                                                    "classifier.preprocessor.sequence_length = SEQUENCE_LENGTH",
