@@ -30,6 +30,9 @@ class AssignmentConfig:
     device: str = "cpu"  # "cpu", or "gpu" when the assignment wants one (used when present)
     probe: str = ""  # file in graders/ run as a last cell in the student's kernel (sandboxed); writes arrays out
     checkpoint: bool = False  # mount the course's BERT checkpoint read-only (autograder.checkpoints.resolve)
+    cpu_threads: int = 1  # CPU threads of one submission's TensorFlow; a batch runs cores // cpu_threads at once
+    preload: tuple[str, ...] = ("numpy", "tensorflow", "keras")  # imported in warm kernels and grader processes
+    grader_memory_bytes: int = 6 * 2**30  # memory limit of the hidden graders for one submission
 
     @property
     def notebook_name(self) -> str:
@@ -108,6 +111,8 @@ class Course:
         limits = _typed(Limits, raw.pop("limits", {}), path)
         raw["artifacts"] = tuple(raw.get("artifacts", ()))
         raw["extras"] = tuple(raw.get("extras", ()))
+        if "preload" in raw:
+            raw["preload"] = tuple(raw["preload"])
         return _typed(AssignmentConfig, {**raw, "name": assignment, "limits": limits}, path)
 
 

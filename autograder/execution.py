@@ -81,33 +81,79 @@ def kernel_env(config: AssignmentConfig) -> dict[str, str]:
         "IPYTHONDIR": "/tmp/ipython",
         "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "") if config.device == "gpu" else "",
         "TF_FORCE_GPU_ALLOW_GROWTH": "true",  # parallel sandboxes and the graders share a card
+        # threads per sandbox: fixed per assignment (not per --jobs), so a grade never depends on the batch
+        "TF_NUM_INTRAOP_THREADS": str(config.cpu_threads),
+        "TF_NUM_INTEROP_THREADS": str(config.cpu_threads),
+        "OMP_NUM_THREADS": str(config.cpu_threads),
     }
+
+
+class SandboxedKernel:
+    """One submission's sandbox: a fresh scratch directory with the release's files, and a kernel runner in it.
+
+    `warm=True` starts the sandbox at once, kernel up and `config.preload` imported, before its notebook is known
+    (a warm pool keeps one ready per worker); otherwise it starts in `run`, with the notebook. Either way the
+    limits hold from the moment the notebook is handed over, and the sandbox serves exactly one notebook.
+    """
+
+    def __init__(self, *, config: AssignmentConfig, release_dir: Path, isolated: bool = True, slot: int = 0,
+                 resources: Sequence[sandbox.Mount] = (), env: dict[str, str] | None = None, warm: bool = False):
+        self._tmp = tempfile.TemporaryDirectory(prefix="dlgrade-scratch-")
+        self.scratch = Path(self._tmp.name)
+        self.config = config
+        _copy_release_files(release_dir, self.scratch, skip=config.notebook_name)
+        (self.scratch / RUNNER_DIR).mkdir()
+        self._argv = [str(Path(sys.prefix) / "bin" / "python"), "-m", "autograder.kernel_runner",
+                      f"{RUNNER_DIR}/input.ipynb", f"{RUNNER_DIR}/executed.ipynb",
+                      "--cell-timeout", str(int(config.limits.wall_seconds))]
+        if warm:
+            self._argv += ["--warm", "--preload", ",".join(config.preload)]
+        mounts = [*python_mounts(), *(sandbox.Mount(_reachable(m.source), m.dest) for m in resources),
+                  *gpu_mounts(config)]
+        self._start = dict(scratch=self.scratch, limits=config.limits, env={**kernel_env(config), **(env or {})},
+                           slot=slot, mounts=mounts if isolated else (), isolated=isolated)
+        self.running = sandbox.start(self._argv, **self._start) if warm else None
+
+    def usable(self) -> bool:
+        """False for a warm sandbox that died before its notebook came (then a cold one takes its place)."""
+        return self.running is None or self.running.alive()
+
+    def run(self, notebook: nbformat.NotebookNode, *, artifacts_dir: Path) -> Execution:
+        """Hand `notebook` over, wait for the end under the limits, copy the declared artifacts out."""
+        try:
+            handover = self.scratch / RUNNER_DIR / ".input.ipynb"
+            nbformat.write(notebook, handover)
+            os.chmod(handover, 0o644)
+            os.rename(handover, self.scratch / RUNNER_DIR / "input.ipynb")  # the warm runner waits for this name
+            running = self.running or sandbox.start(self._argv, **self._start)
+            run = running.watch()
+            executed = _read_untrusted_notebook(self.scratch / RUNNER_DIR / "executed.ipynb")
+            biggest = self.config.limits.max_file_bytes
+            found, missing = collect_artifacts(self.scratch, self.config.artifacts, artifacts_dir, max_bytes=biggest)
+            extras, _ = collect_artifacts(self.scratch, self.config.extras, artifacts_dir, max_bytes=biggest)
+        finally:
+            self.close()
+        return Execution(run=run, executed=executed, artifacts={**found, **extras}, missing_artifacts=missing)
+
+    def close(self) -> None:
+        """Stop the sandbox if it still runs and remove its scratch directory."""
+        if self.running is not None and self.running.alive():
+            self.running.kill()
+        self._tmp.cleanup()
 
 
 def execute_notebook(notebook: nbformat.NotebookNode, *, config: AssignmentConfig, release_dir: Path,
                      artifacts_dir: Path, isolated: bool = True, slot: int = 0,
-                     resources: Sequence[sandbox.Mount] = (), env: dict[str, str] | None = None) -> Execution:
+                     resources: Sequence[sandbox.Mount] = (), env: dict[str, str] | None = None,
+                     kernel: SandboxedKernel | None = None) -> Execution:
     """Run `notebook` in a fresh scratch directory holding the release's files; copy declared artifacts out.
 
-    `resources` are extra read-only mounts (a model checkpoint), `env` extra variables for the kernel.
+    `resources` are extra read-only mounts (a model checkpoint), `env` extra variables for the kernel;
+    `kernel` is a warm sandbox started with the same settings (else a cold one is started here).
     """
-    with tempfile.TemporaryDirectory(prefix="dlgrade-scratch-") as tmp:
-        scratch = Path(tmp)
-        _copy_release_files(release_dir, scratch, skip=config.notebook_name)
-        (scratch / RUNNER_DIR).mkdir()
-        nbformat.write(notebook, scratch / RUNNER_DIR / "input.ipynb")
-        argv = [str(Path(sys.prefix) / "bin" / "python"), "-m", "autograder.kernel_runner",
-                f"{RUNNER_DIR}/input.ipynb", f"{RUNNER_DIR}/executed.ipynb",
-                "--cell-timeout", str(int(config.limits.wall_seconds))]
-        mounts = [*python_mounts(), *(sandbox.Mount(_reachable(m.source), m.dest) for m in resources),
-                  *gpu_mounts(config)]
-        run = sandbox.run(argv, scratch=scratch, limits=config.limits, env={**kernel_env(config), **(env or {})},
-                          slot=slot, mounts=mounts if isolated else (), isolated=isolated)
-        executed = _read_untrusted_notebook(scratch / RUNNER_DIR / "executed.ipynb")
-        biggest = config.limits.max_file_bytes
-        found, missing = collect_artifacts(scratch, config.artifacts, artifacts_dir, max_bytes=biggest)
-        extras, _ = collect_artifacts(scratch, config.extras, artifacts_dir, max_bytes=biggest)
-    return Execution(run=run, executed=executed, artifacts={**found, **extras}, missing_artifacts=missing)
+    kernel = kernel or SandboxedKernel(config=config, release_dir=release_dir, isolated=isolated, slot=slot,
+                                       resources=resources, env=env)
+    return kernel.run(notebook, artifacts_dir=artifacts_dir)
 
 
 def _copy_release_files(release_dir: Path, scratch: Path, *, skip: str) -> None:

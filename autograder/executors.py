@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,15 +72,36 @@ def machine_slot() -> Iterator[int]:
 
 @dataclass(frozen=True)
 class LocalExecutor:
-    """`jobs` sandboxes at once on this machine, each in a slot of its own (its own host uid)."""
+    """`jobs` workers on this machine; each holds one slot (its own host uid) for the whole batch, so what it
+    keeps warm between submissions (`autograder.warm`) stays in its slot."""
 
     jobs: int = 1
 
     def run(self, tasks: list[Task], *, grade_one: GradeOne, on_done: OnDone) -> None:
-        def in_free_slot(task: Task) -> SubmissionResult:
-            with machine_slot() as slot:
-                return grade_one(task, slot)
+        todo: queue.SimpleQueue[Task] = queue.SimpleQueue()
+        for task in tasks:
+            todo.put(task)
+        done: queue.SimpleQueue[SubmissionResult | BaseException] = queue.SimpleQueue()
 
-        with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
-            for future in as_completed([pool.submit(in_free_slot, task) for task in tasks]):
-                on_done(future.result())
+        def worker() -> None:
+            with machine_slot() as slot:
+                while True:
+                    try:
+                        task = todo.get_nowait()
+                    except queue.Empty:
+                        return
+                    try:
+                        done.put(grade_one(task, slot))
+                    except BaseException as exc:  # handed to the batch's thread, which raises it
+                        done.put(exc)
+
+        workers = [threading.Thread(target=worker, daemon=True) for _ in range(min(max(1, self.jobs), len(tasks)))]
+        for thread in workers:
+            thread.start()
+        for _ in tasks:  # results are recorded here, in the caller's thread
+            item = done.get()
+            if isinstance(item, BaseException):
+                raise item
+            on_done(item)
+        for thread in workers:
+            thread.join()

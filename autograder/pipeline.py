@@ -4,11 +4,14 @@
     -> run_hidden_graders -> summarize
     then, in the batch's own thread: record (gradebook) and write results.json
 
-Student code runs only inside `execute_in_sandbox`; everything after it reads files.
+Student code runs only inside `execute_in_sandbox`; everything after it reads files. A local batch keeps a
+`WarmPool` per worker slot (the next sandbox started ahead, one long-lived grader process); a submission graded
+on its own (a Slurm task, `validate`) starts both cold. Either way the steps and the grades are the same.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import tempfile
@@ -28,6 +31,7 @@ from autograder.executors import Executor, LocalExecutor, Task
 from autograder.graders import run_graders
 from autograder.results import BatchReport, CheckResult, SubmissionResult
 from autograder.sandbox import Mount
+from autograder.warm import WarmPool
 
 RESULTS_FILE = "results.json"
 LOG_FILE = "dlgrade.log"
@@ -52,6 +56,7 @@ class Job:
     mounts: list[Mount] = field(default_factory=list)  # read-only resources for the sandbox (a checkpoint)
     kernel_env: dict[str, str] = field(default_factory=dict)
     grader_env: dict[str, str] = field(default_factory=dict)
+    pool: WarmPool | None = None  # the batch's warm sandboxes and grader processes
     execution: Execution | None = None
     checks: list[CheckResult] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
@@ -76,37 +81,60 @@ def add_probe(job: Job) -> None:
         job.notebook.cells.append(nbformat.v4.new_code_cell(source, metadata={PROBE_KEY: True}))
 
 
-def provide_checkpoint(job: Job) -> None:
-    """Mount the course's model checkpoint read-only for assignments that declare `checkpoint = true`."""
-    if not job.config.checkpoint:
-        return
+@dataclass(frozen=True)
+class Resources:
+    """What the sandbox mounts read-only beyond the Python installation, and the variables that point at it."""
+
+    mounts: tuple[Mount, ...] = ()
+    kernel_env: dict[str, str] = field(default_factory=dict)
+    grader_env: dict[str, str] = field(default_factory=dict)
+
+
+def resources_for(course: Course, config: AssignmentConfig, *, isolated: bool) -> Resources:
+    """The course's model checkpoint, read-only, for assignments that declare `checkpoint = true`."""
+    if not config.checkpoint:
+        return Resources()
     from autograder.checkpoints import resolve
 
-    checkpoint = resolve(job.course.settings_dir)
-    inside = CHECKPOINT_MOUNT if job.isolated else str(checkpoint.path)
-    job.mounts.append(Mount(checkpoint.path, Path(CHECKPOINT_MOUNT)))
-    job.kernel_env.update(DLGRADE_CHECKPOINT=inside, DLGRADE_CHECKPOINT_PROFILE=checkpoint.profile)
-    job.grader_env.update(DLGRADE_CHECKPOINT=str(checkpoint.path), DLGRADE_CHECKPOINT_PROFILE=checkpoint.profile)
+    checkpoint = resolve(course.settings_dir)
+    inside = CHECKPOINT_MOUNT if isolated else str(checkpoint.path)
+    return Resources(mounts=(Mount(checkpoint.path, Path(CHECKPOINT_MOUNT)),),
+                     kernel_env={"DLGRADE_CHECKPOINT": inside, "DLGRADE_CHECKPOINT_PROFILE": checkpoint.profile},
+                     grader_env={"DLGRADE_CHECKPOINT": str(checkpoint.path),
+                                 "DLGRADE_CHECKPOINT_PROFILE": checkpoint.profile})
+
+
+def provide_checkpoint(job: Job) -> None:
+    resources = resources_for(job.course, job.config, isolated=job.isolated)
+    job.mounts.extend(resources.mounts)
+    job.kernel_env.update(resources.kernel_env)
+    job.grader_env.update(resources.grader_env)
 
 
 def execute_in_sandbox(job: Job) -> None:
+    warm = job.pool.kernel(job.slot) if job.pool else None
     job.execution = execute_notebook(job.notebook, config=job.config,
                                      release_dir=job.course.releases / job.config.name,
                                      artifacts_dir=job.output_dir / "artifacts", isolated=job.isolated, slot=job.slot,
-                                     resources=job.mounts, env=job.kernel_env)
+                                     resources=job.mounts, env=job.kernel_env, kernel=warm)
+    if job.pool:  # this slot's sandbox has ended: warm the next one while the graders run
+        job.pool.prestart(job.slot)
     if job.execution.executed is not None:
         job.execution.executed.cells = [cell for cell in job.execution.executed.cells
                                         if not cell.get("metadata", {}).get(PROBE_KEY)]
         nbformat.write(job.execution.executed, job.output_dir / job.config.notebook_name)
     run = job.execution.run
-    job.log.append(f"sandbox: exit {run.returncode}, {run.wall_seconds:.1f} s, "
+    job.log.append(f"sandbox ({'warm' if warm else 'cold'} start): exit {run.returncode}, {run.wall_seconds:.1f} s, "
                    f"peak {run.peak_memory_bytes / 2**20:.0f} MiB\n--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}")
 
 
 def run_hidden_graders(job: Job) -> None:
-    checks, log = run_graders(graders_dir=job.course.graders(job.config.name),
-                              artifacts_dir=job.output_dir / "artifacts", timeout=job.config.grader_seconds,
-                              env=job.grader_env)
+    where = dict(graders_dir=job.course.graders(job.config.name), artifacts_dir=job.output_dir / "artifacts",
+                 timeout=job.config.grader_seconds, env=job.grader_env)
+    if job.pool:
+        checks, log = job.pool.grader(job.slot).run(**where)
+    else:
+        checks, log = run_graders(**where, preload=job.config.preload, memory_bytes=job.config.grader_memory_bytes)
     job.checks = checks
     job.log.append(f"--- graders\n{log}")
 
@@ -210,19 +238,35 @@ def default_jobs(config: AssignmentConfig) -> int:
     import psutil
 
     by_memory = psutil.virtual_memory().available // max(config.limits.memory_bytes, 1)
-    return int(max(1, min(os.cpu_count() or 1, by_memory)))
+    by_cores = (os.cpu_count() or 1) // max(config.cpu_threads, 1)
+    return int(max(1, min(by_cores, by_memory)))
 
 
-def grade_one(task: Task, slot: int = 0) -> SubmissionResult:
-    """Grade one submission (the steps above), in this process; what a local slot or a Slurm task runs."""
-    course = Course(task.course_root, settings_root=task.settings_root)
+def task_config(course: Course, task: Task) -> AssignmentConfig:
     config = course.config(task.assignment)
     if task.time_limit is not None:
         config = replace(config, limits=replace(config.limits, wall_seconds=float(task.time_limit)))
-    return grade_submission(Job(course=course, config=config, student=task.student,
+    return config
+
+
+def grade_one(task: Task, slot: int = 0, pool: WarmPool | None = None) -> SubmissionResult:
+    """Grade one submission (the steps above), in this process; what a local slot or a Slurm task runs.
+
+    `pool` is the batch's warm pool, built for the same task settings (`warm_pool`); without one, all starts cold.
+    """
+    course = Course(task.course_root, settings_root=task.settings_root)
+    return grade_submission(Job(course=course, config=task_config(course, task), student=task.student,
                                 submission_dir=course.submitted / task.student / task.assignment,
                                 output_dir=course.autograded / task.student / task.assignment,
-                                isolated=task.isolated, slot=slot))
+                                isolated=task.isolated, slot=slot, pool=pool))
+
+
+def warm_pool(course: Course, task: Task, total: int) -> WarmPool:
+    """A warm pool for a local batch of `total` tasks that share `task`'s assignment and settings."""
+    config = task_config(course, task)
+    resources = resources_for(course, config, isolated=task.isolated)
+    return WarmPool(config=config, release_dir=course.releases / config.name, isolated=task.isolated, total=total,
+                    resources=resources.mounts, env=resources.kernel_env)
 
 
 def grade(*, course: Course, assignment: str, students: tuple[str, ...] = (), jobs: int = 1, force: bool = False,
@@ -278,7 +322,12 @@ def grade(*, course: Course, assignment: str, students: tuple[str, ...] = (), jo
 
     tasks = [Task(course_root=course.root, assignment=assignment, student=student, isolated=isolated,
                   time_limit=time_limit, settings_root=course.settings_root) for student in todo]
-    executor.run(tasks, grade_one=grade_one, on_done=record)
+    pool = warm_pool(course, tasks[0], len(tasks)) if tasks and isinstance(executor, LocalExecutor) else None
+    try:
+        executor.run(tasks, grade_one=functools.partial(grade_one, pool=pool), on_done=record)
+    finally:
+        if pool:
+            pool.close()
     if mismatch:
         raise mismatch[0]
     if unrecorded:

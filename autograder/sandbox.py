@@ -247,10 +247,19 @@ def run(argv: Sequence[str], *, scratch: Path, limits: Limits, mounts: Sequence[
     `isolated=False` (the instructor's explicit --no-sandbox) runs `argv` directly in `scratch` as the
     current user, with the same limits but none of the isolation.
     """
+    return start(argv, scratch=scratch, limits=limits, mounts=mounts, env=env, slot=slot, isolated=isolated).watch()
+
+
+def start(argv: Sequence[str], *, scratch: Path, limits: Limits, mounts: Sequence[Mount],
+          env: Mapping[str, str] | None = None, slot: int = 0, isolated: bool = True) -> Running:
+    """Start `argv` as `run` does, without waiting: the caller watches it (`Running.watch`) when it is its turn.
+
+    A warm sandbox is started this way ahead of its submission; the limits hold from `watch` on.
+    """
     scratch = scratch.resolve()
     if not isolated:
         plain_env = {"HOME": str(scratch), "LANG": "C.UTF-8", "PATH": "/usr/local/bin:/usr/bin:/bin", **(env or {})}
-        return _watch(list(argv), limits=limits, identity=None, pass_fds=[], scratch=scratch, cwd=scratch,
+        return _spawn(list(argv), limits=limits, identity=None, pass_fds=[], scratch=scratch, cwd=scratch,
                       env=plain_env)
     identity = _host_identity(slot)
     if identity is not None:
@@ -265,7 +274,7 @@ def run(argv: Sequence[str], *, scratch: Path, limits: Limits, mounts: Sequence[
         args = _bwrap_argv(argv, limits=limits, mounts=mounts, scratch=scratch, env=env or {})
         args[args.index("/etc/passwd") - 1] = str(passwd_r)
         args[args.index("/etc/group") - 1] = str(group_r)
-        return _watch(args, limits=limits, identity=identity, pass_fds=[passwd_r, group_r], scratch=scratch)
+        return _spawn(args, limits=limits, identity=identity, pass_fds=[passwd_r, group_r], scratch=scratch)
     finally:
         os.close(passwd_r)
         os.close(group_r)
@@ -290,10 +299,9 @@ def _disk_usage(folder: Path) -> int:
     return total
 
 
-def _watch(args: list[str], *, limits: Limits, identity: tuple[int, int] | None, pass_fds: list[int],
-           scratch: Path, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> SandboxResult:
+def _spawn(args: list[str], *, limits: Limits, identity: tuple[int, int] | None, pass_fds: list[int],
+           scratch: Path, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> Running:
     user_kwargs = {} if identity is None else {"user": identity[0], "group": identity[1], "extra_groups": []}
-    start = time.monotonic()
     popen = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              pass_fds=pass_fds, start_new_session=True, cwd=cwd, env=env,
                              preexec_fn=lambda: _limit_resources(limits), **user_kwargs)
@@ -301,25 +309,48 @@ def _watch(args: list[str], *, limits: Limits, identity: tuple[int, int] | None,
                                                                                  limits.max_output_bytes)
     out.start()
     err.start()
-    watched = psutil.Process(popen.pid)
-    stopped, peak, polls = None, 0, 0
-    while popen.poll() is None:
-        peak = max(peak, _tree_rss(watched))
-        polls += 1
-        if peak > limits.memory_bytes:
-            stopped = "memory"
-        elif time.monotonic() - start > limits.wall_seconds:
-            stopped = "timeout"
-        elif polls % 10 == 0 and _disk_usage(scratch) > limits.disk_bytes:  # a walk costs more: once a second
-            stopped = "disk"
-        if stopped:
-            _kill_tree(popen)
-            break
-        time.sleep(0.1)
-    popen.wait()
-    out.join(timeout=5)
-    err.join(timeout=5)
-    return SandboxResult(returncode=popen.returncode, stdout=out.text(), stderr=err.text(),
-                         wall_seconds=time.monotonic() - start, peak_memory_bytes=peak, stopped=stopped,
-                         output_truncated=out.truncated or err.truncated, limits=limits)
+    return Running(popen=popen, out=out, err=err, limits=limits, scratch=scratch)
 
+
+@dataclass
+class Running:
+    """A started sandbox: watch it to its end under its limits, or kill it."""
+
+    popen: subprocess.Popen
+    out: _CappedReader
+    err: _CappedReader
+    limits: Limits
+    scratch: Path
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        """Stop the whole tree now (a warm sandbox nobody needed)."""
+        _kill_tree(self.popen)
+        self.popen.wait()
+
+    def watch(self) -> SandboxResult:
+        """Wait for the end, stopping the run when it crosses a limit; wall time counts from this call."""
+        begin = time.monotonic()
+        watched = psutil.Process(self.popen.pid)
+        stopped, peak, polls = None, 0, 0
+        while self.popen.poll() is None:
+            peak = max(peak, _tree_rss(watched))
+            polls += 1
+            if peak > self.limits.memory_bytes:
+                stopped = "memory"
+            elif time.monotonic() - begin > self.limits.wall_seconds:
+                stopped = "timeout"
+            elif polls % 10 == 0 and _disk_usage(self.scratch) > self.limits.disk_bytes:  # a walk costs more
+                stopped = "disk"
+            if stopped:
+                _kill_tree(self.popen)
+                break
+            time.sleep(0.1)
+        self.popen.wait()
+        self.out.join(timeout=5)
+        self.err.join(timeout=5)
+        return SandboxResult(returncode=self.popen.returncode, stdout=self.out.text(), stderr=self.err.text(),
+                             wall_seconds=time.monotonic() - begin, peak_memory_bytes=peak, stopped=stopped,
+                             output_truncated=self.out.truncated or self.err.truncated, limits=self.limits)

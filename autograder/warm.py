@@ -1,0 +1,77 @@
+"""What a batch keeps warm per worker slot: the next submission's sandbox (kernel started, TensorFlow imported)
+and one long-lived grader process. Both are batch-wide: one assignment, one set of settings.
+
+A warm sandbox is started right after the slot's previous sandbox ended, while the graders of that submission
+run, so its start-up overlaps other work; it serves exactly one submission and is never reused.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autograder.course import AssignmentConfig
+from autograder.execution import SandboxedKernel
+from autograder.graders import GraderProcess
+from autograder.sandbox import Mount
+
+
+@dataclass
+class WarmPool:
+    """Warm sandboxes and grader processes of one batch, by slot. Thread-safe; `close` when the batch ends."""
+
+    config: AssignmentConfig
+    release_dir: Path
+    isolated: bool
+    total: int  # submissions in the batch: no sandbox is warmed for a submission that will never come
+    resources: tuple[Mount, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    _kernels: dict[int, SandboxedKernel] = field(default_factory=dict)
+    _graders: dict[int, GraderProcess] = field(default_factory=dict)
+    _taken: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def kernel(self, slot: int) -> SandboxedKernel | None:
+        """The slot's warm sandbox, if one is ready and alive (else None: start a cold one)."""
+        with self._lock:
+            self._taken += 1
+            kernel = self._kernels.pop(slot, None)
+        if kernel is not None and not kernel.usable():
+            kernel.close()
+            return None
+        return kernel
+
+    def prestart(self, slot: int) -> None:
+        """Start the slot's next sandbox now, if submissions remain that no warm sandbox waits for."""
+        with self._lock:
+            if slot in self._kernels or self._taken + len(self._kernels) >= self.total:
+                return
+            self._kernels[slot] = None  # reserved while it starts
+        kernel = SandboxedKernel(config=self.config, release_dir=self.release_dir, isolated=self.isolated, slot=slot,
+                                 resources=self.resources, env=self.env, warm=True)
+        with self._lock:
+            self._kernels[slot] = kernel
+
+    def grader(self, slot: int) -> GraderProcess:
+        """The slot's grader process, started on first use and again if it died."""
+        with self._lock:
+            process = self._graders.get(slot)
+        if process is None or not process.alive():
+            if process is not None:
+                process.close()
+            process = GraderProcess(preload=self.config.preload, memory_bytes=self.config.grader_memory_bytes)
+            with self._lock:
+                self._graders[slot] = process
+        return process
+
+    def close(self) -> None:
+        with self._lock:
+            kernels, graders = list(self._kernels.values()), list(self._graders.values())
+            self._kernels.clear()
+            self._graders.clear()
+        for kernel in kernels:
+            if kernel is not None:
+                kernel.close()
+        for process in graders:
+            process.close()
