@@ -210,3 +210,67 @@ def manual_answers(notebook: nbformat.NotebookNode) -> dict[str, bool]:
             auto_score, _ = determine_grade(cell)
             answers[cell.metadata.nbgrader["grade_id"]] = auto_score is None
     return answers
+
+
+SAFE_MIME_TYPES = ("text/plain", "image/png", "image/jpeg")  # no HTML or JavaScript reaches a grader's browser
+MAX_OUTPUT_CHARS = 20_000  # of one stream, one text or one traceback line block
+MAX_CELL_OUTPUT_CHARS = 2 * 2**20  # of one cell's outputs together (images included)
+
+
+def _clip(text, limit: int = MAX_OUTPUT_CHARS) -> str:
+    text = "".join(text) if isinstance(text, list) else str(text)
+    return text if len(text) <= limit else text[:limit] + f"\n... [{len(text) - limit} characters cut by dlgrade]"
+
+
+def _safe_output(output) -> nbformat.NotebookNode | None:
+    """A copy of one untrusted output holding only plain text, tracebacks and images; None to drop it."""
+    kind = output.get("output_type") if isinstance(output, dict) else None
+    if kind == "stream":
+        name = output.get("name") if output.get("name") in ("stdout", "stderr") else "stdout"
+        return nbformat.v4.new_output("stream", name=name, text=_clip(output.get("text", "")))
+    if kind == "error":
+        traceback = [_clip(line, 2000) for line in list(output.get("traceback", []))[:50]]
+        return nbformat.v4.new_output("error", ename=_clip(output.get("ename", ""), 200),
+                                      evalue=_clip(output.get("evalue", ""), 2000), traceback=traceback)
+    if kind in ("execute_result", "display_data"):
+        data = output.get("data", {}) if isinstance(output.get("data"), dict) else {}
+        kept = {mime: _clip(data[mime], MAX_CELL_OUTPUT_CHARS if mime.startswith("image/") else MAX_OUTPUT_CHARS)
+                for mime in SAFE_MIME_TYPES if mime in data}
+        if not kept:
+            return None
+        if kind == "display_data":
+            return nbformat.v4.new_output("display_data", data=kept)
+        return nbformat.v4.new_output("execute_result", data=kept, execution_count=None)
+    return None
+
+
+def with_outputs(restored: nbformat.NotebookNode, executed: nbformat.NotebookNode | None) -> nbformat.NotebookNode:
+    """The restored submission with the executed notebook's outputs, made safe: what autograded/ keeps.
+
+    Sources and nbgrader metadata come from `restored` (trusted: restored from the release); from the
+    untrusted `executed` (the sandbox wrote it) only the outputs of cells whose type and source are unchanged,
+    as plain text, tracebacks and images, cut to size.
+    """
+    notebook = copy.deepcopy(restored)
+    ran = executed.get("cells", []) if executed is not None else []
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code":
+            continue
+        cell.outputs, cell.execution_count = [], None
+        other = ran[index] if index < len(ran) and isinstance(ran[index], dict) else {}
+        if other.get("cell_type") != "code" or _clip(other.get("source", ""), 10**7) != cell.source:
+            continue
+        size = 0
+        for output in other.get("outputs", []) if isinstance(other.get("outputs"), list) else []:
+            safe = _safe_output(output)
+            if safe is None:
+                continue
+            size += len(json.dumps(safe))
+            if size > MAX_CELL_OUTPUT_CHARS:
+                cell.outputs.append(nbformat.v4.new_output("stream", name="stderr",
+                                                           text="[further output cut by dlgrade]\n"))
+                break
+            cell.outputs.append(safe)
+        count = other.get("execution_count")
+        cell.execution_count = count if isinstance(count, int) else None
+    return notebook

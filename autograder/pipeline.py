@@ -119,10 +119,11 @@ def execute_in_sandbox(job: Job) -> None:
                                      resources=job.mounts, env=job.kernel_env, kernel=warm)
     if job.pool:  # this slot's sandbox has ended: warm the next one while the graders run
         job.pool.prestart(job.slot)
+    kept = notebooks.with_outputs(job.notebook, job.execution.executed)  # never the sandbox's file as it lies
+    kept.cells = [cell for cell in kept.cells if not cell.get("metadata", {}).get(PROBE_KEY)]
+    nbformat.write(kept, job.output_dir / job.config.notebook_name)
     if job.execution.executed is not None:
-        job.execution.executed.cells = [cell for cell in job.execution.executed.cells
-                                        if not cell.get("metadata", {}).get(PROBE_KEY)]
-        nbformat.write(job.execution.executed, job.output_dir / job.config.notebook_name)
+        job.execution = replace(job.execution, executed=kept)
     run = job.execution.run
     job.log.append(f"sandbox ({'warm' if warm else 'cold'} start): exit {run.returncode}, {run.wall_seconds:.1f} s, "
                    f"peak {run.peak_memory_bytes / 2**20:.0f} MiB\n--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}")

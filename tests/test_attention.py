@@ -120,6 +120,21 @@ def test_each_mistake_in_the_function_costs_one_check(probe_module, tmp_path, mo
         assert "Q K^T / 1.00, expected Q K^T / sqrt(d_k) = Q K^T / 4.00" in function[SCALING].output
 
 
+def test_a_model_that_is_not_keras_earns_nothing(probe_module, tmp_path, monkeypatch):
+    """An object with a `predict` of its own (a hand-written date parser) is not a trained model."""
+
+    class Parser:
+        def predict(self, x, **_kwargs):
+            raise AssertionError("the probe must not call a predict that is not Keras's")
+
+    monkeypatch.chdir(tmp_path)
+    probe_module.run_probe({"scaled_dot_product_attention": _attention(), "model": Parser(),
+                            "attention_model": Parser()})
+    saved = np.load(tmp_path / probe_module.PROBE_FILE)
+    assert str(saved["error_model"]) == "TypeError: model is a Parser, not a Keras model"
+    assert "date_outputs" not in saved and "date_attention" not in saved
+
+
 # --- one real batch ----------------------------------------------------------------------------------------------
 
 def _edited(notebook, cell: str | None, old: str, new: str):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -91,3 +92,32 @@ def test_artifacts_never_follow_symlinks(tmp_path):
     found, missing = collect_artifacts(scratch, ("model.keras", "ok.npz", "fifo", "absent"), dest)
     assert set(found) == {"ok.npz"} and set(missing) == {"model.keras", "fifo", "absent"}
     assert (dest / "ok.npz").read_bytes() == b"data"
+
+
+def test_autograded_notebook_keeps_only_safe_outputs_of_unchanged_cells():
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    from autograder.notebooks import with_outputs
+
+    restored = new_notebook(cells=[new_markdown_cell("# Task"), new_code_cell("print('hi')"),
+                                   new_code_cell("x = 1", metadata={"nbgrader": {"grade_id": "a", "locked": True}}),
+                                   new_code_cell("display(df)")])
+    executed = copy.deepcopy(restored)
+    executed.cells[1].outputs = [new_output("stream", name="stdout", text="hi\n" * 20000),
+                                 new_output("display_data", data={"application/javascript": "steal()",
+                                                                  "text/html": "<script>steal()</script>"})]
+    executed.cells[1].execution_count = 1
+    executed.cells[2].source = "x = 2"  # the sandbox rewrote a locked cell in its copy
+    executed.cells[2].metadata["nbgrader"]["points"] = 100
+    executed.cells[2].outputs = [new_output("stream", name="stdout", text="forged")]
+    executed.cells[3].outputs = [new_output("execute_result", execution_count=3,
+                                            data={"text/html": "<b>table</b>", "text/plain": "table"})]
+    kept = with_outputs(restored, executed)
+    nbformat.validate(kept)
+    printed = kept.cells[1].outputs
+    assert len(printed) == 1 and printed[0].text.endswith("characters cut by dlgrade]") and len(printed[0].text) < 21000
+    locked = kept.cells[2]
+    assert locked.source == "x = 1" and locked.outputs == [] and "points" not in locked.metadata.nbgrader
+    assert kept.cells[3].outputs[0].data == {"text/plain": "table"}
+    assert with_outputs(restored, None).cells[1].outputs == []
+    assert "javascript" not in json.dumps(kept) and "<script" not in json.dumps(kept)

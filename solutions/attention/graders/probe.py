@@ -68,11 +68,18 @@ def run_probe(namespace: dict) -> None:
     attempt("function", lambda: dict(zip(("plain_output", "plain_weights"), call_function(**plain), strict=True)))
     attempt("masked", lambda: dict(zip(("masked_output", "masked_weights"),
                                        call_function(**plain, mask=inputs["mask"]), strict=True)))
-    dates = held_out_dates()
-    attempt("model", lambda: {"date_outputs": as_array(namespace["model"].predict(dates.x, batch_size=250,
-                                                                                   verbose=0))})
-    attempt("attention_model", lambda: {"date_attention": as_array(namespace["attention_model"].predict(
-        dates.x[:N_ATTENTION_DATES], verbose=0))})
+    def keras_model(name: str):
+        """`namespace[name]`, which must be a Keras model (not some object with a `predict` of its own)."""
+        found_model = namespace[name]
+        if not isinstance(found_model, keras.Model):
+            raise TypeError(f"{name} is a {type(found_model).__name__}, not a Keras model")
+        return found_model
+
+    dates = held_out_dates()  # Keras's own predict, whatever the class defines
+    attempt("model", lambda: {"date_outputs": as_array(keras.Model.predict(keras_model("model"), dates.x,
+                                                                           batch_size=250, verbose=0))})
+    attempt("attention_model", lambda: {"date_attention": as_array(keras.Model.predict(
+        keras_model("attention_model"), dates.x[:N_ATTENTION_DATES], verbose=0))})
     np.savez(PROBE_FILE, **found)
     print(f"probe: saved {', '.join(sorted(found))} to {PROBE_FILE}")
     history = namespace.get("history")
