@@ -115,7 +115,8 @@ def grade(assignment: str, students: tuple[str, ...], jobs: int, force: bool, ti
     """Grade the submissions in submitted/<student>/ASSIGNMENT/.
 
     Writes autograded/<student>/ASSIGNMENT/results.json and the scores into the gradebook. Exit code 0 when
-    every submission was graded (a low score or a rejected notebook is a result, not a failure).
+    every submission was graded (a low score or a rejected notebook is a result, not a failure); 1 when grading
+    itself failed for some (they are named, with the command that grades them again).
 
     \b
     Examples:
@@ -160,11 +161,18 @@ def grade(assignment: str, students: tuple[str, ...], jobs: int, force: bool, ti
         from dataclasses import asdict
 
         click.echo(json.dumps(asdict(report), indent=2))
-        return
-    click.echo(results_table(report.results))
-    if report.skipped:
-        click.echo(f"skipped (already graded; --force grades again): {', '.join(report.skipped)}")
-    click.echo(f"{len(report.results)} graded in {report.seconds:.0f} s")
+    else:
+        click.echo(results_table(report.results))
+        if report.skipped:
+            click.echo(f"skipped (already graded; --force grades again): {', '.join(report.skipped)}")
+        click.echo(f"{len(report.results)} graded in {report.seconds:.0f} s")
+    if report.failed_on_our_side:
+        failed = [result.student for result in report.failed_on_our_side]
+        options = " ".join(f"--student {student}" for student in failed)
+        click.secho(f"error: grading failed on our side for {len(failed)} submission(s), recorded as 0 for now "
+                    f"(reasons and logs above); grade them again with: dlgrade grade {assignment} {options} --force",
+                    fg="red", err=True)
+        sys.exit(1)
 
 
 def results_table(results) -> str:

@@ -21,6 +21,14 @@ import time
 import psutil
 
 READY = {"ready": True}
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (a batch killed with kill -9 leaves nothing)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _run_child(request: dict) -> int:
@@ -52,6 +60,7 @@ def serve(request: dict) -> dict:
     if pid == 0:
         code = 70
         try:
+            die_with_parent()
             code = _run_child(request)
         finally:
             os._exit(code)
@@ -80,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder.grader_server", description=__doc__.splitlines()[0])
     parser.add_argument("--preload", default="", help="comma-separated modules imported once, before any request")
     args = parser.parse_args(argv)
+    die_with_parent()
     for module in ["pytest", "autograder.pytest_plugin", *[m for m in args.preload.split(",") if m]]:
         importlib.import_module(module)
     print(json.dumps(READY), flush=True)

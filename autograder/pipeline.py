@@ -118,7 +118,10 @@ def execute_in_sandbox(job: Job) -> None:
                                      artifacts_dir=job.output_dir / "artifacts", isolated=job.isolated, slot=job.slot,
                                      resources=job.mounts, env=job.kernel_env, kernel=warm)
     if job.pool:  # this slot's sandbox has ended: warm the next one while the graders run
-        job.pool.prestart(job.slot)
+        try:
+            job.pool.prestart(job.slot)
+        except Exception:  # the next submission then starts cold; this one is not concerned
+            job.log.append("--- could not warm the next sandbox\n" + traceback.format_exc())
     kept = notebooks.with_outputs(job.notebook, job.execution.executed)  # never the sandbox's file as it lies
     kept.cells = [cell for cell in kept.cells if not cell.get("metadata", {}).get(PROBE_KEY)]
     nbformat.write(kept, job.output_dir / job.config.notebook_name)
@@ -211,7 +214,7 @@ def grade_submission(job: Job) -> SubmissionResult:
         job.log.append("--- internal error\n" + traceback.format_exc())
         result = SubmissionResult(student=job.student, assignment=job.config.name, score=0.0, max_score=max_score,
                                   status="error", reason="grading failed on our side; your instructor has the log "
-                                  f"({job.output_dir / LOG_FILE})", notes=tuple(job.notes))
+                                  f"({job.output_dir / LOG_FILE})", notes=tuple(job.notes), failed_on_our_side=True)
     (job.output_dir / LOG_FILE).write_text("\n".join(job.log))
     return replace(result, grading_seconds=round(time.monotonic() - start, 2))
 
@@ -374,6 +377,7 @@ def load_results(course: Course, assignment: str) -> list[SubmissionResult]:
     for path in sorted(course.autograded.glob(f"*/{assignment}/{RESULTS_FILE}")):
         try:
             found.append(SubmissionResult.from_json(path.read_text()))
-        except (json.JSONDecodeError, TypeError):
-            continue
+        except (json.JSONDecodeError, TypeError, KeyError) as exc:  # never an export that silently lacks a student
+            raise GradingFailed(f"{path} is not a dlgrade result ({type(exc).__name__}: {exc}); grade it again with "
+                                f"`dlgrade grade {assignment} --student {path.parts[-3]} --force`") from exc
     return found

@@ -44,6 +44,7 @@ class SubmissionResult:
     notes: tuple[str, ...] = field(default_factory=tuple)
     unanswered: tuple[str, ...] = ()  # hand-graded answer cells left as released (nbgrader's "No response")
     needs_manual_grade: bool = False  # written answers wait for an instructor (formgrader)
+    failed_on_our_side: bool = False  # grading itself failed (not the submission): recorded as 0, `--force` regrades
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -72,3 +73,8 @@ class BatchReport:
     results: tuple[SubmissionResult, ...]
     skipped: tuple[str, ...] = ()
     seconds: float = 0.0
+
+    @property
+    def failed_on_our_side(self) -> tuple[SubmissionResult, ...]:
+        """Results where grading itself failed: the command exits 1 and names them."""
+        return tuple(result for result in self.results if result.failed_on_our_side)

@@ -277,7 +277,8 @@ def _error(batch: Batch, index: int, end: TaskEnd, max_score: float, what: str) 
         student=task.student, assignment=task.assignment, score=0.0, max_score=max_score, status="error",
         reason=f"grading failed on our side: the Slurm task {batch.task_id(index)} that graded this submission "
                f"{how} and {what} (exit code {end.exit_code}; log: {batch.log(index)}); "
-               f"`dlgrade grade {task.assignment} --student {task.student} --force` grades it again")
+               f"`dlgrade grade {task.assignment} --student {task.student} --force` grades it again",
+        failed_on_our_side=True)
 
 
 def _max_score(task: Task) -> float:

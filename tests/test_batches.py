@@ -96,7 +96,55 @@ def test_the_same_submission_graded_three_times_gets_identical_results(tmp_path)
     (course.solutions / "tiny" / "assignment.toml").write_text('artifacts = ["model.keras"]\n')
     generate_release(course, "tiny")
     submit(course, "ann", "tiny", source.read_bytes())
-    runs = [grade(course=course, assignment="tiny", force=True).results[0] for _ in range(3)]
+    runs = [grade(course=course, assignment="tiny", force=True).results[0] for _ in range(3)]  # cold, alone
     outcomes = {(r.score, r.tests) for r in runs}
     assert len(outcomes) == 1, outcomes
     assert 0 < runs[0].score < 2, runs[0].tests
+
+    for copy in ("bob", "cat", "dan"):  # in one batch: after the first, warm sandboxes and one grader process
+        submit(course, copy, "tiny", source.read_bytes())
+    batch = grade(course=course, assignment="tiny", students=("bob", "cat", "dan"), jobs=1).results
+    assert {(r.score, r.tests) for r in batch} == outcomes
+    starts = [(course.autograded / r.student / "tiny" / "dlgrade.log").read_text().split(":")[0] for r in batch]
+    assert starts == ["sandbox (cold start)", "sandbox (warm start)", "sandbox (warm start)"]
+
+
+MEMORY_HOG = '''
+import numpy as np
+import pytest
+
+
+@pytest.mark.points(2, cell="check_add")
+def test_hog(artifacts_dir):
+    """allocates far more than the graders may use"""
+    hog = np.ones((64, 2**20), dtype=np.float64)  # 512 MiB
+    assert hog.sum() > 0
+'''
+
+
+def test_graders_that_use_too_much_memory_are_stopped(tmp_path):
+    course = tiny_course(tmp_path, MEMORY_HOG)
+    config = course.solutions / "tiny" / "assignment.toml"
+    config.write_text(config.read_text().replace("[limits]", "grader_memory_bytes = 268435456\n[limits]"))
+    generate_release(course, "tiny")
+    submit(course, "ann", "tiny", (course.solutions / "tiny" / "tiny.ipynb").read_bytes())
+    result = grade(course=course, assignment="tiny").results[0]
+    assert (result.score, result.status) == (0, "error")
+    assert "hidden checks could not run" in result.reason
+    log = (course.autograded / "ann" / "tiny" / "dlgrade.log").read_text()
+    assert "the hidden graders used more than 0.2 GiB" in log
+
+
+def test_a_failure_on_our_side_is_named_and_the_command_exits_1(tmp_path):
+    course = tiny_course(tmp_path)
+    generate_release(course, "tiny")
+    for student in ("ann", "bob"):
+        submit(course, student, "tiny", (course.solutions / "tiny" / "tiny.ipynb").read_bytes())
+    (course.releases / "tiny" / "tiny.ipynb").rename(tmp_path / "moved.ipynb")  # the release vanished meanwhile
+    done = subprocess.run([str(Path(sys.prefix) / "bin" / "dlgrade"), "grade", "tiny", "--course-dir",
+                           str(course.root)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "grading failed on our side for 2 submission(s)" in done.stderr
+    assert "dlgrade grade tiny --student ann --student bob --force" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "--- internal error" in (course.autograded / "ann" / "tiny" / "dlgrade.log").read_text()

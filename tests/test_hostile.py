@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import socket
 import threading
 from pathlib import Path
@@ -95,6 +96,9 @@ def _hostile_cells(course, listener_port: int) -> dict[str, str]:
                             "numpy.savez = lambda name, **arrays: os.symlink('/etc/passwd', name)",
         "huge_file": "with open('huge.bin', 'wb') as handle:\n    for _ in range(200):\n"
                      "        handle.write(b'x' * 2**20)",
+        "script_output": "from IPython.display import HTML, Javascript, display\n"
+                         "display(Javascript('fetch(\"/formgrader/api/submissions\")'))\n"
+                         "display(HTML('<script>document.title = 1</script><b>hi</b>'))",
     }
 
 
@@ -267,3 +271,20 @@ def test_saved_models_that_would_run_code_when_loaded_are_refused(tmp_path):
     with pytest.raises(AssertionError, match="Evil"):
         load_model(tmp_path / "custom.keras")
     assert not marker.exists(), "loading a refused model ran its code"
+
+
+def test_autograded_notebooks_hold_no_script_and_no_forged_metadata(graded):
+    course, _alone, results, _before, _hostile = graded
+    release = nbformat.read(course.releases / "tiny" / "tiny.ipynb", as_version=4)
+    locked = {c.metadata.nbgrader["grade_id"]: c.source for c in release.cells if c.metadata.get("nbgrader", {}).get(
+        "locked") and not c.metadata.nbgrader.get("solution")}
+    for student in results:
+        kept = nbformat.read(course.autograded / student / "tiny" / "tiny.ipynb", as_version=4)
+        outputs = json.dumps([c.get("outputs", []) for c in kept.cells])
+        assert "javascript" not in outputs and "<script" not in outputs and "text/html" not in outputs, student
+        cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in kept.cells}
+        assert all(cells[grade_id].source == source for grade_id, source in locked.items()), student
+        assert cells["check_add"].metadata.nbgrader["points"] == 2, student
+    shown = nbformat.read(course.autograded / "script_output" / "tiny" / "tiny.ipynb", as_version=4)
+    assert any("<IPython.core.display.HTML object>" in str(o.get("data", {})) for c in shown.cells
+               if c.cell_type == "code" for o in c.outputs), "the plain-text form of the output stays"

@@ -121,3 +121,15 @@ def test_autograded_notebook_keeps_only_safe_outputs_of_unchanged_cells():
     assert kept.cells[3].outputs[0].data == {"text/plain": "table"}
     assert with_outputs(restored, None).cells[1].outputs == []
     assert "javascript" not in json.dumps(kept) and "<script" not in json.dumps(kept)
+
+
+def test_a_damaged_results_file_is_named_not_skipped(tmp_path):
+    from autograder.errors import GradingFailed
+    from autograder.pipeline import load_results
+
+    course = Course(tmp_path)
+    damaged = course.autograded / "ann" / "seq2seq" / "results.json"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_text('{"student": "ann"')
+    with pytest.raises(GradingFailed, match="ann/seq2seq/results.json is not a dlgrade result.*--student ann --force"):
+        load_results(course, "seq2seq")
