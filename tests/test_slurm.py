@@ -158,8 +158,11 @@ def test_a_batch_on_slurm_matches_local_grading_and_reports_lost_tasks(tmp_path)
             head.wait()
             if job_id:
                 subprocess.run(["scancel", job_id], check=False)
-    assert head.returncode == 0, err
+    assert head.returncode == 1, err  # lost tasks are a failure of grading, named with the command that regrades
+    assert "grading failed on our side for 2 submission(s)" in err, err
+    assert "dlgrade grade tiny --student a_cancelled --student b_killed --force" in err, err
     on_slurm = {r["student"]: r for r in json.loads(out)["results"]}
+    assert {s for s, r in on_slurm.items() if r["failed_on_our_side"]} == {"a_cancelled", "b_killed"}
 
     assert set(on_slurm) == {"a_cancelled", "b_killed", "good1", "good2", "wrong"}, "one result per task"
     for student, state, exit_code in (("a_cancelled", "CANCELLED", "0:15"), ("b_killed", "FAILED", "0:9")):
