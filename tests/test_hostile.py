@@ -288,3 +288,49 @@ def test_autograded_notebooks_hold_no_script_and_no_forged_metadata(graded):
     shown = nbformat.read(course.autograded / "script_output" / "tiny" / "tiny.ipynb", as_version=4)
     assert any("<IPython.core.display.HTML object>" in str(o.get("data", {})) for c in shown.cells
                if c.cell_type == "code" for o in c.outputs), "the plain-text form of the output stays"
+
+
+LEAVER = """import subprocess
+loop = "while true; do echo left > /tmp/left-behind; echo left > left-behind; sleep 0.2; done"
+subprocess.Popen(["/bin/sh", "-c", loop], start_new_session=True)  # detached: tries to outlive its sandbox
+open("/tmp/marker-from-a", "w").write("a")
+import time
+time.sleep(1)
+print("LOOP", open("left-behind").read().strip())  # the loop does run while a's notebook runs"""
+
+LOOKER = """import json, os
+procs = []
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        procs.append(open(f"/proc/{pid}/cmdline").read().replace("\\0", " "))
+    except OSError:
+        pass
+print("SEEN", json.dumps({"tmp": sorted(os.listdir("/tmp")), "home": sorted(os.listdir(".")), "procs": procs}))"""
+
+
+def test_nothing_of_a_submission_survives_into_the_next_warm_sandbox(tmp_path):
+    """One worker: b's sandbox is warmed while a's graders run, right after a's sandbox ended in the same slot."""
+    import psutil
+
+    course = tiny_course(tmp_path)
+    generate_release(course, "tiny")
+    reference = nbformat.read(course.solutions / "tiny" / "tiny.ipynb", as_version=4)
+    for student, code in (("a_leaver", LEAVER), ("b_looker", LOOKER)):
+        notebook = copy.deepcopy(reference)
+        notebook.cells.insert(1, nbformat.v4.new_code_cell(code))
+        submit(course, student, "tiny", nbformat.writes(notebook).encode())
+    results = {r.student: r for r in grade(course=course, assignment="tiny", jobs=1).results}
+    assert [r.score for r in results.values()] == [2, 2], results
+    leaver = (course.autograded / "a_leaver" / "tiny" / "tiny.ipynb").read_text()
+    assert "LOOP left" in leaver
+    log = (course.autograded / "b_looker" / "tiny" / "dlgrade.log").read_text()
+    assert log.startswith("sandbox (warm start)"), log[:200]
+    kept = nbformat.read(course.autograded / "b_looker" / "tiny" / "tiny.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for c in kept.cells if c.cell_type == "code" for o in c.outputs)
+    seen = json.loads(printed.split("SEEN ", 1)[1].splitlines()[0])
+    assert "left-behind" not in seen["home"] + seen["tmp"] and "marker-from-a" not in seen["tmp"], seen
+    assert not [p for p in seen["procs"] if "left-behind" in p], seen["procs"]
+    assert "marker-from-a" not in printed
+    lingering = [p.info for p in psutil.process_iter(["pid", "cmdline"])
+                 if "left-behind" in " ".join(p.info["cmdline"] or [])]
+    assert lingering == [], f"a student's process outlived its sandbox: {lingering}"
