@@ -8,6 +8,7 @@ import shutil
 import stat
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,10 @@ import nbformat
 import autograder
 from autograder import sandbox
 from autograder.course import AssignmentConfig
+from autograder.kernel_runner import READY
 
 RUNNER_DIR = ".dlgrade"
+KERNEL_START_SECONDS = 300.0  # kernel start and preload, before the time limit counts (a loaded machine is slow)
 
 
 @dataclass(frozen=True)
@@ -91,9 +94,10 @@ def kernel_env(config: AssignmentConfig) -> dict[str, str]:
 class SandboxedKernel:
     """One submission's sandbox: a fresh scratch directory with the release's files, and a kernel runner in it.
 
-    `warm=True` starts the sandbox at once, kernel up and `config.preload` imported, before its notebook is known
-    (a warm pool keeps one ready per worker); otherwise it starts in `run`, with the notebook. Either way the
-    limits hold from the moment the notebook is handed over, and the sandbox serves exactly one notebook.
+    The runner starts the kernel and imports `config.preload`, then waits for its notebook. `warm=True` starts
+    all that at once, before the notebook is known (a warm pool keeps one ready per worker); otherwise it starts in
+    `run`. Either way the notebook is handed over once the kernel is ready, the limits count from there, and the
+    sandbox serves exactly one notebook: warm and cold runs are the same run.
     """
 
     def __init__(self, *, config: AssignmentConfig, release_dir: Path, isolated: bool = True, slot: int = 0,
@@ -105,28 +109,26 @@ class SandboxedKernel:
         (self.scratch / RUNNER_DIR).mkdir()
         self._argv = [str(Path(sys.prefix) / "bin" / "python"), "-m", "autograder.kernel_runner",
                       f"{RUNNER_DIR}/input.ipynb", f"{RUNNER_DIR}/executed.ipynb",
-                      "--cell-timeout", str(int(config.limits.wall_seconds))]
-        if warm:
-            self._argv += ["--warm", "--preload", ",".join(config.preload)]
+                      "--cell-timeout", str(int(config.limits.wall_seconds)), "--preload", ",".join(config.preload)]
         mounts = [*python_mounts(), *(sandbox.Mount(_reachable(m.source), m.dest) for m in resources),
                   *gpu_mounts(config)]
         self._start = dict(scratch=self.scratch, limits=config.limits, env={**kernel_env(config), **(env or {})},
                            slot=slot, mounts=mounts if isolated else (), isolated=isolated)
-        self.running = sandbox.start(self._argv, **self._start) if warm else None
+        self.running: sandbox.Running | None = None
+        if warm:
+            self.running = sandbox.start(self._argv, **self._start)
 
     def usable(self) -> bool:
         """False for a warm sandbox that died before its notebook came (then a cold one takes its place)."""
         return self.running is None or self.running.alive()
 
     def run(self, notebook: nbformat.NotebookNode, *, artifacts_dir: Path) -> Execution:
-        """Hand `notebook` over, wait for the end under the limits, copy the declared artifacts out."""
+        """Hand `notebook` over once the kernel is ready, wait for the end under the limits, copy artifacts out."""
         try:
-            handover = self.scratch / RUNNER_DIR / ".input.ipynb"
-            nbformat.write(notebook, handover)
-            os.chmod(handover, 0o644)
-            os.rename(handover, self.scratch / RUNNER_DIR / "input.ipynb")  # the warm runner waits for this name
-            running = self.running or sandbox.start(self._argv, **self._start)
-            run = running.watch()
+            self.running = self.running or sandbox.start(self._argv, **self._start)
+            self._wait_until_ready()
+            self._hand_over(notebook)
+            run = self.running.watch()
             executed = _read_untrusted_notebook(self.scratch / RUNNER_DIR / "executed.ipynb")
             biggest = self.config.limits.max_file_bytes
             found, missing = collect_artifacts(self.scratch, self.config.artifacts, artifacts_dir, max_bytes=biggest)
@@ -134,6 +136,25 @@ class SandboxedKernel:
         finally:
             self.close()
         return Execution(run=run, executed=executed, artifacts={**found, **extras}, missing_artifacts=missing)
+
+    def _wait_until_ready(self) -> None:
+        """Until the runner says its kernel is up with `preload` imported; no student code has run yet, so a
+        kernel that does not start is our failure, not the submission's."""
+        deadline = time.monotonic() + KERNEL_START_SECONDS
+        while READY not in self.running.err.text():
+            if not self.running.alive() or time.monotonic() > deadline:
+                self.running.kill()
+                raise RuntimeError(f"the sandbox's kernel did not start (exit {self.running.popen.returncode}):\n"
+                                   f"{self.running.err.text()[-3000:]}")
+            time.sleep(0.02)
+
+    def _hand_over(self, notebook: nbformat.NotebookNode) -> None:
+        """Write the notebook beside its final name without following a link, then rename it into place."""
+        handover = self.scratch / RUNNER_DIR / ".input.ipynb"
+        fd = os.open(handover, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            nbformat.write(notebook, handle)
+        os.rename(handover, self.scratch / RUNNER_DIR / "input.ipynb")  # the runner waits for this name
 
     def close(self) -> None:
         """Stop the sandbox if it still runs and remove its scratch directory."""

@@ -82,26 +82,34 @@ class LocalExecutor:
         for task in tasks:
             todo.put(task)
         done: queue.SimpleQueue[SubmissionResult | BaseException] = queue.SimpleQueue()
+        stop = threading.Event()
 
         def worker() -> None:
-            with machine_slot() as slot:
-                while True:
-                    try:
-                        task = todo.get_nowait()
-                    except queue.Empty:
-                        return
-                    try:
+            try:
+                with machine_slot() as slot:
+                    while not stop.is_set():
+                        try:
+                            task = todo.get_nowait()
+                        except queue.Empty:
+                            return
                         done.put(grade_one(task, slot))
-                    except BaseException as exc:  # handed to the batch's thread, which raises it
-                        done.put(exc)
+            except BaseException as exc:  # handed to the batch's thread, which stops the others and raises it
+                done.put(exc)
 
         workers = [threading.Thread(target=worker, daemon=True) for _ in range(min(max(1, self.jobs), len(tasks)))]
         for thread in workers:
             thread.start()
-        for _ in tasks:  # results are recorded here, in the caller's thread
-            item = done.get()
-            if isinstance(item, BaseException):
-                raise item
-            on_done(item)
-        for thread in workers:
-            thread.join()
+        interrupted = False
+        try:
+            for _ in tasks:  # results are recorded here, in the caller's thread
+                item = done.get()
+                if isinstance(item, BaseException):
+                    raise item
+                on_done(item)
+        except KeyboardInterrupt:  # the process ends now; its sandboxes die with it
+            interrupted = True
+            raise
+        finally:  # on another error the workers finish the submission at hand, take no other, and are gone
+            stop.set()
+            for thread in workers if not interrupted else ():
+                thread.join()

@@ -25,7 +25,10 @@ PR_SET_PDEATHSIG = 1
 
 
 def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent dies (a batch killed with kill -9 leaves nothing)."""
+    """Ask Linux to SIGKILL this process when its parent dies (a batch killed with kill -9 leaves nothing).
+
+    Linux sends it when the parent *thread* that started this process ends: a batch starts a slot's grader
+    process in that slot's worker thread, which lives as long as the batch."""
     import ctypes
 
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -63,6 +66,8 @@ def serve(request: dict) -> dict:
             die_with_parent()
             code = _run_child(request)
         finally:
+            sys.stdout.flush()  # os._exit skips it, and pytest's summary is the log's last lines
+            sys.stderr.flush()
             os._exit(code)
     stopped, peak = None, 0
     while True:

@@ -15,10 +15,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from autograder.course import AssignmentConfig
 from autograder.results import CheckResult
 
-DEFAULT_PRELOAD = ("numpy", "tensorflow", "keras")
-DEFAULT_MEMORY = 6 * 2**30
+DEFAULT_PRELOAD = AssignmentConfig.preload
+DEFAULT_MEMORY = AssignmentConfig.grader_memory_bytes
 START_SECONDS = 300.0  # importing TensorFlow on a loaded machine
 
 
@@ -38,6 +39,7 @@ class GraderProcess:
         self._ready = False
 
     def alive(self) -> bool:
+        """Whether the server still runs (a pool replaces one that died)."""
         return self._popen.poll() is None
 
     def _reply(self, seconds: float) -> dict | None:
@@ -49,8 +51,8 @@ class GraderProcess:
             env: dict[str, str] | None = None) -> tuple[list[CheckResult], str]:
         """The checks' results, and pytest's own output for the instructor's log (never shown to students)."""
         if not self._ready:
-            if self._reply(START_SECONDS) is None:
-                return [], "the grader process did not start:\n" + self._server_log()
+            if self._reply(START_SECONDS) is None:  # ours to fix, not the submission's: an internal error
+                raise RuntimeError("the grader process did not start:\n" + self._server_log())
             self._ready = True
         with tempfile.TemporaryDirectory(prefix="dlgrade-graders-") as tmp:
             results_path, log_path = Path(tmp) / "results.json", Path(tmp) / "pytest.log"
@@ -66,9 +68,10 @@ class GraderProcess:
             except (BrokenPipeError, OSError):
                 reply = None
             log = log_path.read_text(errors="replace")[-25000:] if log_path.exists() else ""
-            if reply is None:
+            if reply is None:  # the server itself died (a child's crash is a reply): an internal error
+                server_log = self._server_log()
                 self.close()
-                return [], f"the grader process died:\n{log}\n{self._server_log()}"
+                raise RuntimeError(f"the grader process died:\n{log}\n{server_log}")
             if reply["stopped"] == "timeout":
                 return [], f"the hidden graders took longer than {timeout:.0f} s\n{log}"
             if reply["stopped"] == "memory":
@@ -83,6 +86,7 @@ class GraderProcess:
         return self._stderr.read()[-5000:]
 
     def close(self) -> None:
+        """Stop the server and remove its home folder."""
         if self.alive():
             self._popen.kill()
         self._popen.wait()

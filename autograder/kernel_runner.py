@@ -1,12 +1,12 @@
 """Executes one notebook with nbclient. Runs *inside* the sandbox, next to the student's kernel, so nothing
 it writes is trusted: the grader reads its output file as data only.
 
-    python -m autograder.kernel_runner IN.ipynb OUT.ipynb --cell-timeout 600
-    python -m autograder.kernel_runner IN.ipynb OUT.ipynb --warm --preload numpy,tensorflow,keras
+    python -m autograder.kernel_runner IN.ipynb OUT.ipynb --cell-timeout 600 --preload numpy,tensorflow,keras
 
-With `--warm` the runner starts the kernel, imports the `--preload` modules in it (no names are left in the
-student's namespace, no execution count is used) and only then waits for IN to appear: a warm sandbox is started
-ahead of its submission, and the grader hands the notebook over by renaming it into place.
+The runner starts the kernel, imports the `--preload` modules in it (no names are left in the student's
+namespace, no execution count is used), says READY on stderr, and only then waits for IN to appear: the grader
+hands the notebook over by renaming it into place, and the time limit counts from there. A warm sandbox is one
+started ahead of its submission; a cold one is handed its notebook as soon as it is ready. Both run the same way.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def preload_source(modules: list[str]) -> str:
             "    _dlgrade_il.import_module(_dlgrade_m)\ndel _dlgrade_il, _dlgrade_m\n")
 
 
-def start_warm(client: NotebookClient, modules: list[str], source: Path) -> None:
+def start_and_wait(client: NotebookClient, modules: list[str], source: Path) -> None:
     """Start the kernel, import `modules`, then wait until the notebook `source` is there."""
     client.km = client.create_kernel_manager()
     client.start_new_kernel()
@@ -48,7 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("source")
     parser.add_argument("target")
     parser.add_argument("--cell-timeout", type=int, default=600)
-    parser.add_argument("--warm", action="store_true", help="start the kernel first, then wait for SOURCE")
     parser.add_argument("--preload", default="", help="comma-separated modules imported before the notebook")
     args = parser.parse_args(argv)
     notebook = nbformat.v4.new_notebook()
@@ -59,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     client = NotebookClient(notebook, timeout=args.cell_timeout, kernel_name="python3", allow_errors=True,
                             record_timing=True, resources={"metadata": {"path": "."}}, on_cell_executed=save)
     try:
-        if args.warm:
-            start_warm(client, [m for m in args.preload.split(",") if m], Path(args.source))
+        start_and_wait(client, [m for m in args.preload.split(",") if m], Path(args.source))
         notebook = client.nb = nbformat.read(args.source, as_version=4)
         client.execute()
     except (CellTimeoutError, DeadKernelError) as exc:

@@ -234,8 +234,9 @@ def _safe_output(output) -> nbformat.NotebookNode | None:
                                       evalue=_clip(output.get("evalue", ""), 2000), traceback=traceback)
     if kind in ("execute_result", "display_data"):
         data = output.get("data", {}) if isinstance(output.get("data"), dict) else {}
-        kept = {mime: _clip(data[mime], MAX_CELL_OUTPUT_CHARS if mime.startswith("image/") else MAX_OUTPUT_CHARS)
-                for mime in SAFE_MIME_TYPES if mime in data}
+        kept = {mime: _clip(data[mime]) for mime in SAFE_MIME_TYPES if mime in data and not mime.startswith("image/")}
+        kept.update({mime: data[mime] for mime in SAFE_MIME_TYPES if mime.startswith("image/")  # whole, or not at all
+                     and isinstance(data.get(mime), str) and len(data[mime]) <= MAX_CELL_OUTPUT_CHARS})
         if not kept:
             return None
         if kind == "display_data":

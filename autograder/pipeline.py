@@ -105,6 +105,7 @@ def resources_for(course: Course, config: AssignmentConfig, *, isolated: bool) -
 
 
 def provide_checkpoint(job: Job) -> None:
+    """The course's checkpoint for the sandbox and the graders, where the assignment declares one."""
     resources = resources_for(job.course, job.config, isolated=job.isolated)
     job.mounts.extend(resources.mounts)
     job.kernel_env.update(resources.kernel_env)
@@ -247,6 +248,7 @@ def default_jobs(config: AssignmentConfig) -> int:
 
 
 def task_config(course: Course, task: Task) -> AssignmentConfig:
+    """The assignment's config with the task's overrides (a batch's --time-limit)."""
     config = course.config(task.assignment)
     if task.time_limit is not None:
         config = replace(config, limits=replace(config.limits, wall_seconds=float(task.time_limit)))
@@ -259,6 +261,8 @@ def grade_one(task: Task, slot: int = 0, pool: WarmPool | None = None) -> Submis
     `pool` is the batch's warm pool, built for the same task settings (`warm_pool`); without one, all starts cold.
     """
     course = Course(task.course_root, settings_root=task.settings_root)
+    if pool:
+        pool.begin()
     return grade_submission(Job(course=course, config=task_config(course, task), student=task.student,
                                 submission_dir=course.submitted / task.student / task.assignment,
                                 output_dir=course.autograded / task.student / task.assignment,

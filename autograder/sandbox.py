@@ -36,7 +36,7 @@ _ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitc
 class Limits:
     """What one sandboxed run may use; hitting a limit stops the run and is reported."""
 
-    wall_seconds: float = 600.0  # whole run, kernel start and all cells
+    wall_seconds: float = 600.0  # all cells, from the hand-over of the notebook to a ready kernel
     memory_bytes: int = 4 * 2**30  # resident memory of the whole process tree
     max_tasks: int = 1024  # processes plus threads (TensorFlow alone starts dozens of threads)
     max_output_bytes: int = 1 * 2**20  # stdout and stderr kept each; the rest is drained and dropped
@@ -197,7 +197,7 @@ class _CappedReader(threading.Thread):
         self.stream, self.cap, self.kept, self.truncated = stream, cap, bytearray(), False
 
     def run(self) -> None:
-        while chunk := self.stream.read(65536):
+        while chunk := self.stream.read1(65536):  # what is there: a waiting reader sees it at once
             room = self.cap - len(self.kept)
             if len(chunk) > room:
                 self.truncated = True

@@ -29,13 +29,18 @@ class WarmPool:
     env: dict[str, str] = field(default_factory=dict)
     _kernels: dict[int, SandboxedKernel] = field(default_factory=dict)
     _graders: dict[int, GraderProcess] = field(default_factory=dict)
-    _taken: int = 0
+    _begun: int = 0
+    _closed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def kernel(self, slot: int) -> SandboxedKernel | None:
-        """The slot's warm sandbox, if one is ready and alive (else None: start a cold one)."""
+    def begin(self) -> None:
+        """A worker starts on one of the `total` submissions (warm sandboxes are kept only for the ones left)."""
         with self._lock:
-            self._taken += 1
+            self._begun += 1
+
+    def kernel(self, slot: int) -> SandboxedKernel | None:
+        """The slot's warm sandbox, if one is alive (else None: start a cold one)."""
+        with self._lock:
             kernel = self._kernels.pop(slot, None)
         if kernel is not None and not kernel.usable():
             kernel.close()
@@ -45,13 +50,17 @@ class WarmPool:
     def prestart(self, slot: int) -> None:
         """Start the slot's next sandbox now, if submissions remain that no warm sandbox waits for."""
         with self._lock:
-            if slot in self._kernels or self._taken + len(self._kernels) >= self.total:
+            if self._closed or slot in self._kernels or self._begun + len(self._kernels) >= self.total:
                 return
             self._kernels[slot] = None  # reserved while it starts
         kernel = SandboxedKernel(config=self.config, release_dir=self.release_dir, isolated=self.isolated, slot=slot,
                                  resources=self.resources, env=self.env, warm=True)
         with self._lock:
-            self._kernels[slot] = kernel
+            closed = self._closed
+            if not closed:
+                self._kernels[slot] = kernel
+        if closed:  # the batch ended while it started
+            kernel.close()
 
     def grader(self, slot: int) -> GraderProcess:
         """The slot's grader process, started on first use and again if it died."""
@@ -66,7 +75,9 @@ class WarmPool:
         return process
 
     def close(self) -> None:
+        """Stop every warm sandbox and grader process; a sandbox still starting is stopped when it is up."""
         with self._lock:
+            self._closed = True
             kernels, graders = list(self._kernels.values()), list(self._graders.values())
             self._kernels.clear()
             self._graders.clear()
