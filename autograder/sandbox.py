@@ -323,6 +323,7 @@ class Running:
     scratch: Path
 
     def alive(self) -> bool:
+        """Whether the sandbox's process still runs."""
         return self.popen.poll() is None
 
     def kill(self) -> None:
