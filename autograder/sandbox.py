@@ -6,24 +6,36 @@ Inside, the command sees the system's `/usr`, a few files of `/etc`, the read-on
 under a non-root uid, in fresh user, pid, network, ipc and uts namespaces, so it has no network (not even the
 host's loopback), cannot see other processes and cannot signal the grader. Wall time, memory, task count,
 file size and captured output are limited; stopping the sandbox kills its whole process tree.
+
+As root the kernel enforces the limits: the run is born in a cgroup of its own (`autograder.cgroups`) that
+bounds its memory, shared memory, memfd and tmpfs pages included, and its tasks; the scratch folder is a
+size- and inode-limited tmpfs, and so are `/tmp` and `/dev/shm` inside. Without root (a student's laptop) or
+without cgroups, a watchdog samples resident memory and walks the scratch folder instead, and says so in the log.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import logging
 import os
 import resource
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
+from autograder import cgroups
 from autograder.errors import SandboxUnavailable
+
+log = logging.getLogger("dlgrade.sandbox")
 
 SCRATCH_MOUNT = "/home/student"
 SANDBOX_UID = 1000  # the uid a submission sees inside; outside it is an unprivileged uid of its own
@@ -43,6 +55,8 @@ class Limits:
     max_file_bytes: int = 1 * 2**30  # largest single file the run may write
     tmp_bytes: int = 512 * 2**20  # size of the private /tmp
     disk_bytes: int = 2 * 2**30  # everything the run leaves in its scratch folder together
+    max_files: int = 65_536  # files and folders in the scratch folder together (its inodes, as root)
+    shm_bytes: int = 256 * 2**20  # size of the private /dev/shm; its pages count as memory too
 
 
 @dataclass(frozen=True)
@@ -63,9 +77,10 @@ class SandboxResult:
     stderr: str
     wall_seconds: float
     peak_memory_bytes: int
-    stopped: str | None  # "timeout" | "memory" | "disk"
+    stopped: str | None  # "timeout" | "memory" | "disk" | "tasks"
     output_truncated: bool
     limits: Limits
+    enforced_by: str = "watchdog"  # "cgroup v1" / "cgroup v2" (with "tmpfs scratch") or "watchdog" (sampling)
 
     @property
     def reason(self) -> str | None:
@@ -75,7 +90,10 @@ class SandboxResult:
         if self.stopped == "memory":
             return f"stopped: used more than {self.limits.memory_bytes / 2**30:.1f} GiB of memory"
         if self.stopped == "disk":
-            return f"stopped: wrote more than {self.limits.disk_bytes / 2**20:.0f} MiB of files"
+            return (f"stopped: wrote more than {self.limits.disk_bytes / 2**20:.0f} MiB of files "
+                    f"(or more than {self.limits.max_files} files and folders)")
+        if self.stopped == "tasks":
+            return f"stopped: kept starting processes or threads beyond the limit of {self.limits.max_tasks}"
         return None
 
 
@@ -169,7 +187,8 @@ def _bwrap_argv(argv: Sequence[str], *, limits: Limits, mounts: Sequence[Mount],
                 scratch: Path, env: Mapping[str, str]) -> list[str]:
     args = [bwrap_path(), "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
             "--cap-drop", "ALL", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "sandbox",
-            "--proc", "/proc", "--dev", "/dev", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
+            "--proc", "/proc", "--dev", "/dev", "--size", str(limits.shm_bytes), "--tmpfs", "/dev/shm",
+            "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
     args += _system_binds()
     args += ["--file", "0", "/etc/passwd", "--file", "0", "/etc/group"]  # placeholders replaced below
     for mount in mounts:
@@ -182,9 +201,10 @@ def _bwrap_argv(argv: Sequence[str], *, limits: Limits, mounts: Sequence[Mount],
     return args + ["--", *argv]
 
 
-def _limit_resources(limits: Limits) -> None:
+def _limit_resources(limits: Limits, *, nproc_slack: int = 0) -> None:
     """Runs in the child between fork and exec: rlimits that the kernel enforces per process or per uid."""
-    resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_tasks, limits.max_tasks))
+    nproc = limits.max_tasks + nproc_slack
+    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.max_file_bytes, limits.max_file_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
@@ -239,45 +259,60 @@ def _kill_tree(popen: subprocess.Popen) -> None:
 
 
 def run(argv: Sequence[str], *, scratch: Path, limits: Limits, mounts: Sequence[Mount],
-        env: Mapping[str, str] | None = None, slot: int = 0, isolated: bool = True) -> SandboxResult:
+        env: Mapping[str, str] | None = None, slot: int = 0, isolated: bool = True,
+        kernel_limits: bool = True) -> SandboxResult:
     """Run `argv` in a fresh sandbox with `scratch` as its only writable directory (mounted at /home/student).
 
     `mounts` are read-only; their sources must be reachable by an unprivileged uid (see `mirror_tree`).
     `slot` picks the host uid when running as root, so parallel sandboxes do not share a task limit.
     `isolated=False` (the instructor's explicit --no-sandbox) runs `argv` directly in `scratch` as the
     current user, with the same limits but none of the isolation.
+    `kernel_limits=False` keeps the kernel out of it even as root: the watchdog samples memory and walks the
+    scratch folder, as it must where cgroups are unavailable (used to test that fallback).
     """
-    return start(argv, scratch=scratch, limits=limits, mounts=mounts, env=env, slot=slot, isolated=isolated).watch()
+    return start(argv, scratch=scratch, limits=limits, mounts=mounts, env=env, slot=slot, isolated=isolated,
+                 kernel_limits=kernel_limits).watch()
 
 
 def start(argv: Sequence[str], *, scratch: Path, limits: Limits, mounts: Sequence[Mount],
-          env: Mapping[str, str] | None = None, slot: int = 0, isolated: bool = True) -> Running:
+          env: Mapping[str, str] | None = None, slot: int = 0, isolated: bool = True,
+          kernel_limits: bool = True) -> Running:
     """Start `argv` as `run` does, without waiting: the caller watches it (`Running.watch`) when it is its turn.
 
-    A warm sandbox is started this way ahead of its submission; the limits hold from `watch` on.
+    A warm sandbox is started this way ahead of its submission; memory and tasks are bounded from here (by
+    the kernel), time from `watch` on. When it ends (`watch`, `kill`, or `alive` finding it dead) every process
+    in it is killed, its cgroup removed and its scratch tmpfs unmounted, the files copied back into `scratch`.
     """
     scratch = scratch.resolve()
-    if not isolated:
-        plain_env = {"HOME": str(scratch), "LANG": "C.UTF-8", "PATH": "/usr/local/bin:/usr/bin:/bin", **(env or {})}
-        return _spawn(list(argv), limits=limits, identity=None, pass_fds=[], scratch=scratch, cwd=scratch,
-                      env=plain_env)
-    identity = _host_identity(slot)
-    if identity is not None:
-        if not reachable_by_others(scratch):
-            raise SandboxUnavailable(f"scratch directory {scratch} lies below a private directory; the sandbox "
-                                     "user cannot reach it (use one below /tmp)")
-        for path in [scratch, *scratch.rglob("*")]:
-            os.lchown(path, *identity)
-    passwd_r = _pipe_with(f"student:x:{SANDBOX_UID}:{SANDBOX_UID}:student:{SCRATCH_MOUNT}:/bin/sh\n")
-    group_r = _pipe_with(f"student:x:{SANDBOX_UID}:\n")
+    identity = _host_identity(slot) if isolated else None
+    enforcement = _Enforcement.set_up(scratch, limits=limits, identity=identity, wanted=kernel_limits,
+                                      mount_scratch=isolated)
     try:
-        args = _bwrap_argv(argv, limits=limits, mounts=mounts, scratch=scratch, env=env or {})
-        args[args.index("/etc/passwd") - 1] = str(passwd_r)
-        args[args.index("/etc/group") - 1] = str(group_r)
-        return _spawn(args, limits=limits, identity=identity, pass_fds=[passwd_r, group_r], scratch=scratch)
-    finally:
-        os.close(passwd_r)
-        os.close(group_r)
+        if not isolated:
+            plain_env = {"HOME": str(scratch), "LANG": "C.UTF-8", "PATH": "/usr/local/bin:/usr/bin:/bin",
+                         **(env or {})}
+            return _spawn(list(argv), limits=limits, identity=None, pass_fds=[], scratch=scratch, cwd=scratch,
+                          env=plain_env, enforcement=enforcement)
+        if identity is not None:
+            if not reachable_by_others(scratch):
+                raise SandboxUnavailable(f"scratch directory {scratch} lies below a private directory; the sandbox "
+                                         "user cannot reach it (use one below /tmp)")
+            for path in [scratch, *scratch.rglob("*")]:
+                os.lchown(path, *identity)
+        passwd_r = _pipe_with(f"student:x:{SANDBOX_UID}:{SANDBOX_UID}:student:{SCRATCH_MOUNT}:/bin/sh\n")
+        group_r = _pipe_with(f"student:x:{SANDBOX_UID}:\n")
+        try:
+            args = _bwrap_argv(argv, limits=limits, mounts=mounts, scratch=scratch, env=env or {})
+            args[args.index("/etc/passwd") - 1] = str(passwd_r)
+            args[args.index("/etc/group") - 1] = str(group_r)
+            return _spawn(args, limits=limits, identity=identity, pass_fds=[passwd_r, group_r], scratch=scratch,
+                          enforcement=enforcement)
+        finally:
+            os.close(passwd_r)
+            os.close(group_r)
+    except BaseException:
+        enforcement.release(copy_back=True)  # nothing started: leave scratch as the caller made it
+        raise
 
 
 def _pipe_with(text: str) -> int:
@@ -299,17 +334,261 @@ def _disk_usage(folder: Path) -> int:
     return total
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+_MS_NOSUID, _MS_NODEV, _MNT_DETACH = 2, 4, 2
+COPY_BACK_DEPTH = 64  # folders nested deeper than this inside scratch are not copied back (nobody needs them)
+
+
+def _mount_tmpfs(source: str, target: Path, options: str) -> None:
+    if _libc.mount(source.encode(), str(target).encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, options.encode()) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"mounting a tmpfs on {target}: {os.strerror(code)}")
+
+
+def _unmount(target: Path) -> None:
+    if _libc.umount2(str(target).encode(), _MNT_DETACH) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"unmounting {target}: {os.strerror(code)}")
+
+
+@dataclass
+class ScratchFs:
+    """A size- and inode-limited tmpfs mounted over the scratch folder for one run.
+
+    The kernel refuses writes beyond it (ENOSPC), whatever they create: data, empty files, folders. The files
+    already in the folder are moved in when it is mounted, and what the run left is copied back out (regular
+    files and folders only, holes kept, never through a link) when it is released, so callers see a plain folder
+    before and after; the tmpfs pages themselves count against the memory cgroup of whoever wrote them.
+    """
+
+    path: Path
+    name: str
+    under_fd: int  # the folder below the mount, where the files go back
+    baseline_bytes: int  # what the host put in before the run (charged to the host, not to the run)
+
+    @classmethod
+    def mount(cls, path: Path, *, size: int, inodes: int, identity: tuple[int, int] | None) -> ScratchFs:
+        """Mount the tmpfs over `path`, moving the folder's files into it."""
+        remove_stale_mounts()
+        name = cgroups.unique_name()
+        under_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        uid, gid = identity or (os.geteuid(), os.getegid())
+        try:
+            _mount_tmpfs(name, path, f"size={size},nr_inodes={inodes},mode=0755,uid={uid},gid={gid}")
+        except OSError:
+            os.close(under_fd)
+            raise
+        scratch_fs = cls(path, name, under_fd, 0)
+        try:
+            root_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            try:
+                _copy_tree(under_fd, root_fd)
+            finally:
+                os.close(root_fd)
+            _clear(under_fd)
+        except BaseException:
+            scratch_fs.release(copy_back=False)
+            raise
+        scratch_fs.baseline_bytes = scratch_fs.used_bytes()
+        return scratch_fs
+
+    def used_bytes(self) -> int:
+        info = os.statvfs(self.path)
+        return (info.f_blocks - info.f_bfree) * info.f_frsize
+
+    def full(self) -> bool:
+        """Whether the next write or the next new file would fail with ENOSPC."""
+        info = os.statvfs(self.path)
+        return info.f_bavail == 0 or info.f_favail == 0
+
+    def release(self, *, copy_back: bool) -> None:
+        """Copy the run's files back below the mount (unless `copy_back` is False), then unmount."""
+        try:
+            if copy_back:
+                root_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+                try:
+                    _copy_tree(root_fd, self.under_fd)
+                finally:
+                    os.close(root_fd)
+        finally:
+            os.close(self.under_fd)
+            _unmount(self.path)  # detached: its pages are freed once the dead sandbox's namespace lets go too
+
+
+def _copy_tree(source_fd: int, dest_fd: int) -> None:
+    """Copy folders and regular files from one open folder into another, never following a link, keeping holes.
+
+    Everything else (links, FIFOs, sockets) is left out, and so are folders deeper than COPY_BACK_DEPTH.
+    """
+    stack = [(os.dup(source_fd), os.dup(dest_fd), 0)]
+    while stack:
+        src, dst, depth = stack.pop()
+        try:
+            for entry in os.scandir(src):
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISDIR(info.st_mode) and depth < COPY_BACK_DEPTH:
+                    os.mkdir(entry.name, 0o700, dir_fd=dst)
+                    os.chmod(entry.name, stat.S_IMODE(info.st_mode) & 0o777 | 0o700, dir_fd=dst)
+                    child_src = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=src)
+                    child_dst = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dst)
+                    stack.append((child_src, child_dst, depth + 1))
+                elif stat.S_ISREG(info.st_mode):
+                    _copy_file(entry.name, src, dst)
+        finally:
+            os.close(src)
+            os.close(dst)
+
+
+def _copy_file(name: str, src_dir: int, dst_dir: int) -> None:
+    try:
+        src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=src_dir)
+    except OSError:
+        return
+    try:
+        info = os.fstat(src)
+        if not stat.S_ISREG(info.st_mode):
+            return
+        dst = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dst_dir)
+        try:
+            offset = 0
+            while offset < info.st_size:  # data extents only: a sparse file stays sparse
+                try:
+                    offset = os.lseek(src, offset, os.SEEK_DATA)
+                except OSError as error:
+                    if error.errno == errno.ENXIO:  # only a hole is left
+                        break
+                    raise
+                end = os.lseek(src, offset, os.SEEK_HOLE)
+                while offset < end:
+                    chunk = os.pread(src, min(end - offset, 2**20), offset)
+                    if not chunk:
+                        break
+                    os.pwrite(dst, chunk, offset)
+                    offset += len(chunk)
+            os.ftruncate(dst, info.st_size)
+            os.fchmod(dst, stat.S_IMODE(info.st_mode) & 0o777)
+            os.utime(dst, ns=(info.st_atime_ns, info.st_mtime_ns))
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+
+
+def _clear(folder_fd: int) -> None:
+    """Remove everything inside an open folder (the originals, once they are on the tmpfs)."""
+    for entry in os.scandir(folder_fd):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.name, dir_fd=folder_fd)
+        else:
+            os.unlink(entry.name, dir_fd=folder_fd)
+
+
+def remove_stale_mounts() -> list[Path]:
+    """Unmount scratch tmpfs mounts left by runs whose process died before unmounting them."""
+    removed = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields, _, tail = line.partition(" - ")
+        kind, source = (tail.split() + ["", ""])[:2]
+        if kind == "tmpfs" and cgroups.stale(source):
+            target = Path(cgroups.unescape(fields.split()[4]))
+            try:
+                _unmount(target)
+                removed.append(target)
+            except OSError:
+                pass
+    return removed
+
+
+@dataclass
+class _Enforcement:
+    """What the kernel bounds for one run: its cgroup and its scratch tmpfs, each None where unavailable."""
+
+    cgroup: cgroups.Cgroup | None
+    scratch_fs: ScratchFs | None
+    label: str
+
+    @classmethod
+    def set_up(cls, scratch: Path, *, limits: Limits, identity: tuple[int, int] | None, wanted: bool,
+               mount_scratch: bool) -> _Enforcement:
+        """Create the cgroup and mount the scratch tmpfs; say in the log what falls back to the watchdog."""
+        if not wanted:
+            log.warning("kernel limits turned off (kernel_limits=False): falling back to the watchdog, which "
+                        "samples resident memory and walks the scratch folder (shared memory, memfd pages and "
+                        "file-system metadata escape it)")
+            return cls(None, None, "watchdog")
+        scratch_fs = None
+        if mount_scratch and os.geteuid() == 0:
+            try:
+                scratch_fs = ScratchFs.mount(scratch, size=limits.disk_bytes, inodes=limits.max_files,
+                                             identity=identity)
+            except OSError as error:
+                log.warning("the scratch folder cannot be a size-limited tmpfs (%s): falling back to walking it "
+                            "for disk use", error)
+        # tmpfs pages (scratch, /tmp) are memory the run holds too: the kernel's cap leaves room for full file
+        # systems on top of memory_bytes, and the watchdog holds the rest to memory_bytes from the kernel's counters
+        ceiling = limits.memory_bytes + limits.tmp_bytes + (limits.disk_bytes if scratch_fs else 0)
+        try:
+            group = cgroups.Cgroup.create(memory_bytes=ceiling, max_tasks=limits.max_tasks)
+        except OSError as error:
+            log.warning("no cgroup for this sandbox (%s): falling back to the watchdog, which samples resident "
+                        "memory (shared memory and memfd pages escape it) and caps tasks per uid only", error)
+            group = None
+        label = " + ".join(filter(None, [f"cgroup v{group.version}" if group else "watchdog",
+                                         "tmpfs scratch" if scratch_fs else ""]))
+        return cls(group, scratch_fs, label)
+
+    def release(self, *, copy_back: bool) -> None:
+        """Kill every process left in the cgroup, copy the scratch back and unmount it, remove the cgroup."""
+        try:
+            if self.cgroup is not None:
+                self.cgroup.kill_all()  # no process may write while the scratch is copied back
+        finally:
+            try:
+                if self.scratch_fs is not None:
+                    scratch_fs, self.scratch_fs = self.scratch_fs, None
+                    scratch_fs.release(copy_back=copy_back)
+            finally:
+                if self.cgroup is not None:
+                    group, self.cgroup = self.cgroup, None
+                    group.remove()
+
+
+NPROC_SLACK = 8
+
+
+def _child_setup(limits: Limits, identity: tuple[int, int] | None, procs: Sequence[Path]) -> None:
+    """Runs in the child between fork and exec: join the cgroup while still root, then drop to `identity`.
+
+    subprocess's own `user=` would switch uid before `preexec_fn` runs, and an unprivileged uid may not join
+    a cgroup; joining first means the sandbox is a member before it execs bwrap, so no child escapes the limits.
+    """
+    for path in procs:
+        with open(path, "w") as handle:
+            handle.write(str(os.getpid()))
+    if identity is not None:
+        os.setgroups([])
+        os.setgid(identity[1])
+        os.setuid(identity[0])
+    # in a cgroup, its task limit should be the one that refuses (it counts refusals, so a bomb can be told);
+    # the per-uid limit stays just above it as a second fence
+    _limit_resources(limits, nproc_slack=NPROC_SLACK if procs else 0)
+
+
 def _spawn(args: list[str], *, limits: Limits, identity: tuple[int, int] | None, pass_fds: list[int],
-           scratch: Path, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> Running:
-    user_kwargs = {} if identity is None else {"user": identity[0], "group": identity[1], "extra_groups": []}
+           scratch: Path, enforcement: _Enforcement, cwd: Path | None = None,
+           env: Mapping[str, str] | None = None) -> Running:
+    procs = enforcement.cgroup.procs_paths if enforcement.cgroup else ()
     popen = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              pass_fds=pass_fds, start_new_session=True, cwd=cwd, env=env,
-                             preexec_fn=lambda: _limit_resources(limits), **user_kwargs)
+                             preexec_fn=lambda: _child_setup(limits, identity, procs))
     out, err = _CappedReader(popen.stdout, limits.max_output_bytes), _CappedReader(popen.stderr,
                                                                                  limits.max_output_bytes)
     out.start()
     err.start()
-    return Running(popen=popen, out=out, err=err, limits=limits, scratch=scratch)
+    return Running(popen=popen, out=out, err=err, limits=limits, scratch=scratch, enforcement=enforcement)
+
+
+TASK_BOMB_SECONDS = 1.0  # refusals by the task limit that go on this long mean a fork or thread bomb
 
 
 @dataclass
@@ -321,37 +600,100 @@ class Running:
     err: _CappedReader
     limits: Limits
     scratch: Path
+    enforcement: _Enforcement | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _ended_by: str | None = None  # the kernel's verdict, read just before the cgroup and tmpfs went away
 
     def alive(self) -> bool:
-        """Whether the sandbox's process still runs."""
-        return self.popen.poll() is None
+        """Whether the sandbox's process still runs (a dead one's cgroup and scratch tmpfs are released here)."""
+        if self.popen.poll() is None:
+            return True
+        self._release(copy_back=True)
+        return False
 
     def kill(self) -> None:
-        """Stop the whole tree now (a warm sandbox nobody needed)."""
+        """Stop the whole tree now (a warm sandbox nobody needed); its scratch files are not copied back."""
         _kill_tree(self.popen)
         self.popen.wait()
+        self._release(copy_back=False)
+
+    def _release(self, *, copy_back: bool) -> None:
+        with self._lock:
+            enforcement, self.enforcement = self.enforcement, None
+        if enforcement is None:
+            return
+        try:
+            if enforcement.cgroup is not None and enforcement.cgroup.oom_killed():
+                self._ended_by = "memory"  # the kernel's OOM killer ended it between two polls
+            elif (enforcement.scratch_fs is not None and self.popen.returncode not in (0, None)
+                  and enforcement.scratch_fs.full()):
+                self._ended_by = "disk"  # it died of ENOSPC, or of something else on a full disk: same reason
+        finally:
+            enforcement.release(copy_back=copy_back)
 
     def watch(self) -> SandboxResult:
         """Wait for the end, stopping the run when it crosses a limit; wall time counts from this call."""
+        enforcement = self.enforcement
+        group = enforcement.cgroup if enforcement else None
+        scratch_fs = enforcement.scratch_fs if enforcement else None
+        label = enforcement.label if enforcement else "watchdog"
         begin = time.monotonic()
         watched = psutil.Process(self.popen.pid)
         stopped, peak, polls = None, 0, 0
+        first_refusal, refusals = None, group.task_limit_hits() if group else 0
         while self.popen.poll() is None:
-            peak = max(peak, _tree_rss(watched))
             polls += 1
-            if peak > self.limits.memory_bytes:
-                stopped = "memory"
-            elif time.monotonic() - begin > self.limits.wall_seconds:
+            stopped = None
+            if group is not None:  # the kernel's own counters, shared memory and memfd included
+                try:
+                    held, hits, oom = self._held_memory(group, scratch_fs), group.task_limit_hits(), group.oom_killed()
+                except OSError:  # killed from another thread meanwhile: the next poll sees it end
+                    held, hits, oom = 0, refusals, 0
+                peak = max(peak, held)
+                if oom or held > self.limits.memory_bytes:
+                    stopped = "memory"
+                elif hits > refusals:
+                    refusals, first_refusal = hits, first_refusal or time.monotonic()
+                    if time.monotonic() - first_refusal >= TASK_BOMB_SECONDS:
+                        stopped = "tasks"  # refused again and again: a bomb, not one failed fork
+            else:
+                peak = max(peak, _tree_rss(watched))
+                stopped = "memory" if peak > self.limits.memory_bytes else None
+            if stopped is None and time.monotonic() - begin > self.limits.wall_seconds:
                 stopped = "timeout"
-            elif polls % 10 == 0 and _disk_usage(self.scratch) > self.limits.disk_bytes:  # a walk costs more
+            if stopped is None and scratch_fs is not None and scratch_fs.full():
+                stopped = "disk"
+            if (stopped is None and scratch_fs is None and polls % 10 == 0  # a walk costs more: once a second
+                    and _disk_usage(self.scratch) > self.limits.disk_bytes):
                 stopped = "disk"
             if stopped:
                 _kill_tree(self.popen)
                 break
             time.sleep(0.1)
         self.popen.wait()
+        self._release(copy_back=True)
+        stopped = stopped or self._ended_by
         self.out.join(timeout=5)
         self.err.join(timeout=5)
         return SandboxResult(returncode=self.popen.returncode, stdout=self.out.text(), stderr=self.err.text(),
                              wall_seconds=time.monotonic() - begin, peak_memory_bytes=peak, stopped=stopped,
-                             output_truncated=self.out.truncated or self.err.truncated, limits=self.limits)
+                             output_truncated=self.out.truncated or self.err.truncated, limits=self.limits,
+                             enforced_by=label)
+
+    def _held_memory(self, group: cgroups.Cgroup, scratch_fs: ScratchFs | None) -> int:
+        """Memory the run holds by the kernel's count, less its files in scratch and /tmp (bounded apart)."""
+        held = group.held_memory()
+        if scratch_fs is not None:
+            held -= max(0, scratch_fs.used_bytes() - scratch_fs.baseline_bytes)
+        return held - _tmp_used(group, outer=self.popen.pid)
+
+
+def _tmp_used(group: cgroups.Cgroup, *, outer: int) -> int:
+    """Bytes in the sandbox's private /tmp, seen through a member's root (0 when no member is left)."""
+    for pid in group.pids() - {outer}:
+        try:
+            info = os.statvfs(f"/proc/{pid}/root/tmp")
+        except OSError:
+            continue
+        return (info.f_blocks - info.f_bfree) * info.f_frsize
+    return 0
