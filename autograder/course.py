@@ -18,6 +18,18 @@ SETTINGS_FILE = "dlgrade.toml"  # optional, at the course root: [checkpoint], [l
 
 
 @dataclass(frozen=True)
+class ProbeConfig:
+    """What the probe calls (`[probe]` in assignment.toml): student definitions run in a fresh sandbox of their own
+    after the notebook, on inputs the host draws (autograder/probe.py)."""
+
+    script: str  # file in graders/ with run(namespace, inputs, artifacts) -> arrays, run in the probe sandbox
+    inputs: str  # file in graders/ with make_inputs(seed) -> arrays, run by the host, never in a sandbox
+    cells: tuple[str, ...]  # grade_ids of the solution cells whose source the probe executes, in notebook order
+    artifacts: tuple[str, ...] = ()  # the notebook's artifacts the probe reads (trained weights), read-only
+    wall_seconds: float = 300.0  # time limit of the probe sandbox
+
+
+@dataclass(frozen=True)
 class AssignmentConfig:
     """How one assignment is graded. Every field has a default; `assignment.toml` overrides them."""
 
@@ -28,7 +40,7 @@ class AssignmentConfig:
     limits: Limits = field(default_factory=Limits)  # sandbox limits for executing one submission
     grader_seconds: float = 300.0  # time limit of the hidden graders for one submission
     device: str = "cpu"  # "cpu", or "gpu" when the assignment wants one (used when present)
-    probe: str = ""  # file in graders/ run as a last cell in the student's kernel (sandboxed); writes arrays out
+    probe: ProbeConfig | None = None  # student definitions called in a fresh sandbox after the notebook ran
     checkpoint: bool = False  # mount the course's BERT checkpoint read-only (autograder.checkpoints.resolve)
     cpu_threads: int = 1  # CPU threads of one submission's TensorFlow; a batch runs cores // cpu_threads at once
     preload: tuple[str, ...] = ("numpy", "tensorflow", "keras")  # imported in warm kernels and grader processes
@@ -113,7 +125,30 @@ class Course:
         raw["extras"] = tuple(raw.get("extras", ()))
         if "preload" in raw:
             raw["preload"] = tuple(raw["preload"])
+        if "probe" in raw:
+            raw["probe"] = _probe(raw["probe"], path, artifacts=raw["artifacts"])
         return _typed(AssignmentConfig, {**raw, "name": assignment, "limits": limits}, path)
+
+
+def _probe(raw, path: Path, *, artifacts: tuple[str, ...]) -> ProbeConfig:
+    """[probe] of assignment.toml, checked where it is read: each name it uses must exist in the config."""
+    from autograder.probe import RESERVED_ARTIFACTS
+
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: probe must be a table ([probe] with script, inputs, cells), not {raw!r}")
+    for key in ("cells", "artifacts"):
+        if key in raw:
+            if not isinstance(raw[key], list) or not all(isinstance(item, str) for item in raw[key]):
+                raise ConfigError(f"{path}: probe.{key} must be a list of strings, not {raw[key]!r}")
+            raw = {**raw, key: tuple(raw[key])}
+    probe = _typed(ProbeConfig, raw, path)
+    unknown = sorted(set(probe.artifacts) - set(artifacts))
+    if unknown:
+        raise ConfigError(f"{path}: probe.artifacts {unknown} are not among the assignment's artifacts {artifacts}")
+    clash = sorted(set(artifacts) & set(RESERVED_ARTIFACTS))
+    if clash:
+        raise ConfigError(f"{path}: artifacts {clash} are names the probe writes; call them otherwise")
+    return probe
 
 
 def _typed(cls, values: dict, path: Path):

@@ -47,17 +47,27 @@ def _reachable(path: Path, *, skip: tuple[str, ...] = ()) -> Path:
     return sandbox.mirror_tree(path, MIRRORS / f"{path.name}-{key}", skip=skip)
 
 
-def python_mounts() -> list[sandbox.Mount]:
-    """The interpreter, the virtual environment and this package, read-only at their own paths."""
+def python_mounts(*, engine: bool = True) -> list[sandbox.Mount]:
+    """The interpreter, the virtual environment and (with `engine`) this package, read-only at their own paths.
+
+    The probe sandbox runs without the package: its course helpers could compute labels there."""
     base = Path(sys.base_prefix).resolve()
     mounts = [sandbox.Mount(_reachable(base, skip=("site-packages", "test", "__pycache__", "idlelib", "tkinter")),
                             base)]
     venv = Path(sys.prefix).resolve()
     if venv != base:
         mounts.append(sandbox.Mount(_reachable(venv), venv))
-    package = Path(autograder.__file__).resolve().parent
-    mounts.append(sandbox.Mount(_reachable(package), package))
+    if engine:
+        package = Path(autograder.__file__).resolve().parent
+        mounts.append(sandbox.Mount(_reachable(package), package))
     return mounts
+
+
+def sandbox_mounts(config: AssignmentConfig, resources: Sequence[sandbox.Mount] = (), *,
+                   engine: bool = True) -> list[sandbox.Mount]:
+    """Everything a sandbox of `config` mounts: the interpreter, the resources (reachable copies) and GPUs."""
+    return [*python_mounts(engine=engine), *(sandbox.Mount(_reachable(m.source), m.dest) for m in resources),
+            *gpu_mounts(config)]
 
 
 def gpu_mounts(config: AssignmentConfig) -> list[sandbox.Mount]:
@@ -110,10 +120,8 @@ class SandboxedKernel:
         self._argv = [str(Path(sys.prefix) / "bin" / "python"), "-m", "autograder.kernel_runner",
                       f"{RUNNER_DIR}/input.ipynb", f"{RUNNER_DIR}/executed.ipynb",
                       "--cell-timeout", str(int(config.limits.wall_seconds)), "--preload", ",".join(config.preload)]
-        mounts = [*python_mounts(), *(sandbox.Mount(_reachable(m.source), m.dest) for m in resources),
-                  *gpu_mounts(config)]
         self._start = dict(scratch=self.scratch, limits=config.limits, env={**kernel_env(config), **(env or {})},
-                           slot=slot, mounts=mounts if isolated else (), isolated=isolated)
+                           slot=slot, mounts=sandbox_mounts(config, resources) if isolated else (), isolated=isolated)
         self.running: sandbox.Running | None = None
         if warm:
             self.running = sandbox.start(self._argv, **self._start)

@@ -1,12 +1,14 @@
 """Grading, one submission at a time, as an explicit list of small steps; batches and validation on top.
 
-    read_notebook -> restore_locked_cells -> add_probe -> provide_checkpoint -> execute_in_sandbox
+    read_notebook -> restore_locked_cells -> provide_checkpoint -> execute_in_sandbox -> probe_definitions
     -> run_hidden_graders -> summarize
     then, in the batch's own thread: record (gradebook) and write results.json
 
-Student code runs only inside `execute_in_sandbox`; everything after it reads files. A local batch keeps a
-`WarmPool` per worker slot (the next sandbox started ahead, one long-lived grader process); a submission graded
-on its own (a Slurm task, `validate`) starts both cold. Either way the steps and the grades are the same.
+Student code runs only in sandboxes: the notebook in `execute_in_sandbox`, and, where the assignment declares a
+probe, its graded definitions again in a fresh one (`probe_definitions`); everything else reads files. A local
+batch keeps a `WarmPool` per worker slot (the next sandbox started ahead, one long-lived grader process); a
+submission graded on its own (a Slurm task, `validate`) starts both cold. Either way the steps and the grades
+are the same.
 """
 
 from __future__ import annotations
@@ -26,16 +28,16 @@ import nbformat
 from autograder import gradebook, notebooks
 from autograder.course import AssignmentConfig, Course, copy_course
 from autograder.errors import GradingFailed, SubmissionRejected, ValidationFailed
-from autograder.execution import Execution, execute_notebook
+from autograder.execution import Execution, execute_notebook, kernel_env, sandbox_mounts
 from autograder.executors import Executor, LocalExecutor, Task
 from autograder.graders import run_graders
+from autograder.probe import probe_seed, run_probe, write_for_graders
 from autograder.results import BatchReport, CheckResult, SubmissionResult
 from autograder.sandbox import Mount
 from autograder.warm import WarmPool
 
 RESULTS_FILE = "results.json"
 LOG_FILE = "dlgrade.log"
-PROBE_KEY = "dlgrade_probe"  # metadata of the appended probe cell, removed again from the executed notebook
 CHECKPOINT_MOUNT = "/opt/dlgrade/checkpoint"  # where the sandbox sees the course's checkpoint
 
 
@@ -72,13 +74,6 @@ def restore_locked_cells(job: Job) -> None:
     job.notebook = restored.notebook
     job.notes.extend(restored.notes)
     job.manual_answers = notebooks.manual_answers(job.notebook)
-
-
-def add_probe(job: Job) -> None:
-    """Append the assignment's probe as a last cell: it calls student-defined code in the sandbox, writes arrays."""
-    if job.config.probe:
-        source = (job.course.graders(job.config.name) / job.config.probe).read_text()
-        job.notebook.cells.append(nbformat.v4.new_code_cell(source, metadata={PROBE_KEY: True}))
 
 
 @dataclass(frozen=True)
@@ -124,13 +119,29 @@ def execute_in_sandbox(job: Job) -> None:
         except Exception:  # the next submission then starts cold; this one is not concerned
             job.log.append("--- could not warm the next sandbox\n" + traceback.format_exc())
     kept = notebooks.with_outputs(job.notebook, job.execution.executed)  # never the sandbox's file as it lies
-    kept.cells = [cell for cell in kept.cells if not cell.get("metadata", {}).get(PROBE_KEY)]
     nbformat.write(kept, job.output_dir / job.config.notebook_name)
     if job.execution.executed is not None:
         job.execution = replace(job.execution, executed=kept)
     run = job.execution.run
     job.log.append(f"sandbox ({'warm' if warm else 'cold'} start): exit {run.returncode}, {run.wall_seconds:.1f} s, "
                    f"peak {run.peak_memory_bytes / 2**20:.0f} MiB\n--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}")
+
+
+def probe_definitions(job: Job) -> None:
+    """Where the assignment declares a probe: the graded definitions called in a fresh sandbox, on inputs drawn
+    here for this submission; the validated arrays and the seed go to the artifacts for the graders."""
+    if job.config.probe is None:
+        return
+    seed = probe_seed(job.course.settings_dir, job.config.name, job.student)
+    outcome = run_probe(config=job.config, graders_dir=job.course.graders(job.config.name), notebook=job.notebook,
+                        artifacts=job.execution.artifacts, seed=seed, slot=job.slot, isolated=job.isolated,
+                        mounts=sandbox_mounts(job.config, job.mounts, engine=False),
+                        env={**kernel_env(job.config), **job.kernel_env})
+    write_for_graders(outcome, job.output_dir / "artifacts")
+    run = outcome.run
+    job.log.append(f"probe sandbox: exit {run.returncode}, {run.wall_seconds:.1f} s, peak "
+                   f"{run.peak_memory_bytes / 2**20:.0f} MiB; {'; '.join(outcome.problems) or 'arrays validated'}"
+                   f"\n--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}")
 
 
 def run_hidden_graders(job: Job) -> None:
@@ -144,8 +155,8 @@ def run_hidden_graders(job: Job) -> None:
     job.log.append(f"--- graders\n{log}")
 
 
-STEPS: tuple[Callable[[Job], None], ...] = (read_notebook, restore_locked_cells, add_probe, provide_checkpoint,
-                                            execute_in_sandbox, run_hidden_graders)
+STEPS: tuple[Callable[[Job], None], ...] = (read_notebook, restore_locked_cells, provide_checkpoint,
+                                            execute_in_sandbox, probe_definitions, run_hidden_graders)
 
 
 def summarize(job: Job, *, max_score: float) -> SubmissionResult:

@@ -76,3 +76,65 @@ def tiny_course(root, grader: str = GRADER) -> Course:
     (folder / "assignment.toml").write_text('artifacts = ["answer.json"]\n[limits]\nwall_seconds = 60\n')
     (folder / "graders" / "test_tiny.py").write_text(grader)
     return Course(root)
+
+
+# A probe for `tiny`: add() is called in a fresh sandbox on integers drawn for each submission.
+PROBE_INPUTS = '''
+import numpy as np
+
+
+def make_inputs(seed):
+    a, b = np.random.default_rng(seed).integers(0, 1000, size=(2, 8))
+    return {"a": a, "b": b}
+'''
+
+PROBE = '''
+import numpy as np
+
+
+def run(namespace, inputs, artifacts):
+    add = namespace["add"]
+    return {"sums": np.array([add(int(a), int(b)) for a, b in zip(inputs["a"], inputs["b"], strict=True)])}
+'''
+
+PROBE_GRADER = '''
+import json
+
+import numpy as np
+import probe_inputs
+import pytest
+
+
+@pytest.mark.points(2, cell="check_add")
+def test_add_on_hidden_inputs(artifacts_dir):
+    """add() on inputs drawn for this submission"""
+    about = json.loads((artifacts_dir / "probe.json").read_text())
+    path = artifacts_dir / "probe.npz"
+    assert path.exists(), f"add() could not be called: {about['problems']}"
+    found = np.load(path, allow_pickle=False)
+    assert "sums" in found, f"add() gave no sums: {dict(found).get('error_probe', about['problems'])}"
+    inputs = probe_inputs.make_inputs(about["seed"])
+    sums = found["sums"]
+    assert sums.dtype.kind in "iu" and sums.shape == inputs["a"].shape, f"add() should return ints, found {sums.dtype}"
+    assert np.array_equal(sums, inputs["a"] + inputs["b"]), "add() gives wrong sums"
+'''
+
+PROBE_CONFIG = '''[probe]
+script = "probe.py"
+inputs = "probe_inputs.py"
+cells = ["add"]
+wall_seconds = 60
+'''
+
+
+def tiny_probe_course(root, *, settings: str = "", limits: str = "wall_seconds = 60\n") -> Course:
+    """`tiny` graded through a probe: add() called in a fresh sandbox on inputs the host draws per submission.
+
+    `settings` are more top-level lines of assignment.toml, `limits` the lines of its [limits] table."""
+    course = tiny_course(root, PROBE_GRADER)
+    graders = course.graders("tiny")
+    (graders / "probe.py").write_text(PROBE)
+    (graders / "probe_inputs.py").write_text(PROBE_INPUTS)
+    (course.solutions / "tiny" / "assignment.toml").write_text(
+        f'artifacts = ["answer.json"]\n{settings}\n{PROBE_CONFIG}\n[limits]\n{limits}')
+    return course

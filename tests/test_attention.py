@@ -70,20 +70,48 @@ def test_held_out_days_never_appear_in_training_examples():
 
 # --- the probe and the function's graders ------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def probe_module():
-    """graders/probe.py, imported by path under a name of its own (other assignments may have a probe.py)."""
-    spec = importlib.util.spec_from_file_location("attention_probe", GRADERS / "probe.py")
+def _module(name: str):
+    """A file of graders/, imported by path under a name of its own (other assignments have files of that name)."""
+    spec = importlib.util.spec_from_file_location(f"attention_{name}", GRADERS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_probe_mask_isolates_the_mask_check_from_the_softmax_axis(probe_module):
-    mask = probe_module.function_inputs()["mask"]
+@pytest.fixture(scope="module")
+def probe_module():
+    """graders/probe.py: what runs in the probe sandbox."""
+    return _module("probe")
+
+
+@pytest.fixture(scope="module")
+def probe_inputs():
+    """graders/probe_inputs.py: what the host draws for each submission."""
+    return _module("probe_inputs")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2**32 - 1])
+def test_probe_mask_isolates_the_mask_check_from_the_softmax_axis(probe_inputs, seed):
+    mask = probe_inputs.function_inputs(seed)["mask"]
     assert (mask.max(axis=-1) == 1).all() and (mask.min(axis=-1) == 0).all()  # each query sees some, misses some
     assert (mask.max(axis=-2) == 1).all()  # each key is seen by some query: a softmax over queries stays finite
-    assert len({probe_module.N_QUERIES, probe_module.N_KEYS, probe_module.D_K, probe_module.D_V}) == 4
+    assert len({probe_inputs.N_QUERIES, probe_inputs.N_KEYS, probe_inputs.D_K, probe_inputs.D_V}) == 4
+
+
+def test_the_probe_sandbox_gets_no_label(probe_inputs):
+    inputs = probe_inputs.make_inputs(7)
+    dates = probe_inputs.held_out_dates(7)
+    assert np.array_equal(inputs["dates_x"], dates.x)
+    assert not any(np.array_equal(array, dates.y) for array in inputs.values() if array.shape == dates.y.shape)
+
+
+def _probed(probe_module, probe_inputs, namespace: dict, folder, seed: int = 5) -> None:
+    """What the pipeline does after the notebook: the probe on this seed's inputs, arrays and seed for the graders."""
+    from autograder.probe import ProbeRun, write_for_graders
+
+    arrays = probe_module.run({**probe_module.namespace(probe_inputs.make_inputs(seed)), **namespace},
+                              probe_inputs.make_inputs(seed), folder)
+    write_for_graders(ProbeRun(seed=seed, arrays=arrays, problems=(), run=None), folder)
 
 
 def _attention(*, scaled=True, masked=True, axis=-1, mask_after_softmax=False):
@@ -107,30 +135,29 @@ def _attention(*, scaled=True, masked=True, axis=-1, mask_after_softmax=False):
 @pytest.mark.parametrize(("mistake", "breaks"), [
     ({}, None), ({"scaled": False}, SCALING), ({"masked": False}, MASK), ({"axis": 1}, SUMS),
     ({"mask_after_softmax": True}, SUMS)])
-def test_each_mistake_in_the_function_costs_one_check(probe_module, tmp_path, monkeypatch, mistake, breaks):
-    monkeypatch.chdir(tmp_path)
-    probe_module.run_probe({"scaled_dot_product_attention": _attention(**mistake)})  # no models: those parts fail
+def test_each_mistake_in_the_function_costs_one_check(probe_module, probe_inputs, tmp_path, mistake, breaks):
+    _probed(probe_module, probe_inputs, {"scaled_dot_product_attention": _attention(**mistake)}, tmp_path)
     checks, log = run_graders(graders_dir=GRADERS, artifacts_dir=tmp_path, timeout=120)
     function = {_key(c.name): c for c in checks if c.cell == "check_attention_function"}
     assert set(function) == {SHAPES, SUMS, MASK, SCALING, WEIGHTED_SUM}, log
     assert {key for key, c in function.items() if c.score < c.max_score} == ({breaks} if breaks else set()), log
-    assert all("attention_model.predict(...) raised KeyError" in c.output
-               for c in checks if c.cell == "check_attention_layer")
+    assert all("attention_model.predict(...)" in c.output and "attention.weights.h5 was not saved" in c.output
+               for c in checks if c.cell == "check_attention_layer"), log
     if breaks == SCALING:
         assert "Q K^T / 1.00, expected Q K^T / sqrt(d_k) = Q K^T / 4.00" in function[SCALING].output
 
 
-def test_a_model_that_is_not_keras_earns_nothing(probe_module, tmp_path, monkeypatch):
+def test_a_model_that_is_not_keras_earns_nothing(probe_module, probe_inputs, tmp_path):
     """An object with a `predict` of its own (a hand-written date parser) is not a trained model."""
 
     class Parser:
         def predict(self, x, **_kwargs):
             raise AssertionError("the probe must not call a predict that is not Keras's")
 
-    monkeypatch.chdir(tmp_path)
-    probe_module.run_probe({"scaled_dot_product_attention": _attention(), "model": Parser(),
-                            "attention_model": Parser()})
-    saved = np.load(tmp_path / probe_module.PROBE_FILE)
+    (tmp_path / "attention.weights.h5").write_bytes(b"")
+    _probed(probe_module, probe_inputs, {"scaled_dot_product_attention": _attention(),
+                                         "build_models": lambda: (Parser(), Parser())}, tmp_path)
+    saved = np.load(tmp_path / "probe.npz")
     assert str(saved["error_model"]) == "TypeError: model is a Parser, not a Keras model"
     assert "date_outputs" not in saved and "date_attention" not in saved
 

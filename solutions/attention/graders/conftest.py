@@ -1,29 +1,32 @@
-"""Fixtures of the hidden attention graders: what the probe saved in the sandbox, read as plain arrays.
+"""Fixtures of the hidden attention graders: what the probe returned, read as plain arrays.
 
-Nothing here runs student code: the probe (probe.py, the submission's last cell) called the student's function and
-models inside the sandbox; this process only reads attention_probe.npz (no pickles) and imports probe.py for the
-inputs it used, which it makes from fixed seeds.
+Nothing here runs student code: the probe (probe.py) called the student's function and models in a fresh sandbox
+of its own after the notebook ran; dlgrade validated its arrays into probe.npz and wrote the seed of this
+submission's inputs to probe.json. This process recomputes the inputs, the labels and the references from that
+seed (probe_inputs.py); none of them ever entered a sandbox.
 """
 
 from __future__ import annotations
 
+import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import probe  # probe.py beside this file (pytest puts this folder on sys.path); importing it runs nothing
+import probe_inputs  # probe_inputs.py beside this file (pytest puts this folder on sys.path)
 import pytest
 
 # What the probe called for each part, in the words of the notebook (for messages).
 CALLS = {"function": "scaled_dot_product_attention(query, key, value)",
          "masked": "scaled_dot_product_attention(query, key, value, mask=mask)",
-         "model": "model.predict(...)", "attention_model": "attention_model.predict(...)"}
+         "model": "model.predict(...) (build_models() with the weights saved after training)",
+         "attention_model": "attention_model.predict(...) (build_models() with the weights saved after training)"}
 
 
 @dataclass
 class ProbeResults:
-    """The arrays of attention_probe.npz, or why there are none; `array` turns every gap into a message."""
+    """The arrays of probe.npz, or why there are none; `array` turns every gap into a message."""
 
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     problem: str = ""  # why the file could not be read at all
@@ -51,29 +54,34 @@ class ProbeResults:
 
 
 def read_probe(path: Path) -> ProbeResults:
-    """attention_probe.npz as arrays (never unpickling anything), or the reason it cannot be read."""
+    """probe.npz as arrays (never unpickling anything), or the reason it cannot be read."""
     if not path.exists():
-        return ProbeResults(problem=f"{path.name} is missing: the grading probe runs after your last cell and "
-                            "saves it; did the notebook run to its end?")
+        return ProbeResults(problem="the grading probe returned nothing: your definitions could not be called "
+                            "(see the notebook's errors)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             return ProbeResults(arrays={name: npz[name] for name in npz.files})
     except (OSError, ValueError, zipfile.BadZipFile, EOFError):
-        return ProbeResults(problem=f"{path.name} is not the file the grading probe writes; do not write a file of "
-                            "that name yourself")
+        return ProbeResults(problem="the grading probe's results could not be read")
+
+
+@pytest.fixture(scope="session")
+def seed(request) -> int:
+    """The seed of this submission's probe inputs (dlgrade draws it; the student never sees it)."""
+    return int(json.loads((Path(request.config.getoption("--dlgrade-artifacts")) / "probe.json").read_text())["seed"])
 
 
 @pytest.fixture(scope="session")
 def probed(request) -> ProbeResults:
-    """What the probe saved in the sandbox."""
-    return read_probe(Path(request.config.getoption("--dlgrade-artifacts")) / probe.PROBE_FILE)
+    """The probe's validated arrays."""
+    return read_probe(Path(request.config.getoption("--dlgrade-artifacts")) / "probe.npz")
 
 
 @pytest.fixture(scope="session")
-def function_inputs() -> dict[str, np.ndarray]:
-    return {name: array.astype(np.float64) for name, array in probe.function_inputs().items()}
+def function_inputs(seed) -> dict[str, np.ndarray]:
+    return {name: array.astype(np.float64) for name, array in probe_inputs.function_inputs(seed).items()}
 
 
 @pytest.fixture(scope="session")
-def held_out_dates():
-    return probe.held_out_dates()
+def held_out_dates(seed):
+    return probe_inputs.held_out_dates(seed)

@@ -1,53 +1,65 @@
-"""Probe of the attention exercise: appended as the last cell of a submission, run in the student's kernel in
-the sandbox after all the student's cells (also when some raised).
+"""Probe of the attention exercise, run in a fresh sandbox after the notebook (autograder/probe_runner.py).
 
-It calls what the notebook defined (`scaled_dot_product_attention`, `model`, `attention_model`) on inputs it
-makes itself from fixed seeds and saves what comes back to attention_probe.npz: plain arrays, and for each part
-that raised, an `error_<part>` string. It holds no expected output: the hidden graders import this module for
-the same inputs and compute the reference outputs themselves, outside the sandbox. Importing it runs nothing.
+The runner has executed the student's definition cells (`scaled_dot_product_attention`, `BahdanauAttention`,
+`build_models`) in `namespace(inputs)`; `run` calls them on the inputs the host drew for this submission: the
+function on random tensors, and a model built by the student's `build_models()` with the weights the notebook
+saved after training on held-out dates. It returns plain arrays, and for each part that raised an `error_<part>`
+string. It holds no expected output and no label: the graders compute those from the seed, outside any sandbox.
 """
 
+import keras
 import numpy as np
 
-PROBE_FILE = "attention_probe.npz"
-FUNCTION_SEED = 31_337  # the random queries, keys, values and mask given to scaled_dot_product_attention
-DATES_SEED = 2_718  # which held-out days, in which formats, the trained model is asked about
-N_DATES = 1_000
-N_ATTENTION_DATES = 64  # of those, how many the attention weights are saved for
-BATCH, N_QUERIES, N_KEYS, D_K, D_V = 3, 5, 7, 16, 3  # all different, so a mixed-up axis shows
+# Taken before any student code runs: a definition that rebinds them cannot change what the probe calls.
+MODEL_CLASS, PREDICT, LOAD_WEIGHTS = keras.Model, keras.Model.predict, keras.Model.load_weights
+WEIGHTS_FILE = "attention.weights.h5"
 
 
-def function_inputs() -> dict[str, np.ndarray]:
-    """Random query, key, value and a 0/1 mask of shape (batch, Tq, Tk) in which every query sees at least one
-    key and misses at least one, and every key is seen by at least one query (so a softmax over the wrong axis
-    still gives masked keys no weight: that mistake is graded by another check)."""
-    rng = np.random.default_rng(FUNCTION_SEED)
-    query = rng.standard_normal((BATCH, N_QUERIES, D_K)).astype(np.float32)
-    key = rng.standard_normal((BATCH, N_KEYS, D_K)).astype(np.float32)
-    value = rng.standard_normal((BATCH, N_KEYS, D_V)).astype(np.float32)
-    mask = (rng.random((BATCH, N_QUERIES, N_KEYS)) < 0.5).astype(np.float32)
-    for k in range(N_KEYS):
-        mask[:, k % N_QUERIES, k] = 1.0
-    for q in range(N_QUERIES):
-        mask[:, q, (q + 1) % N_QUERIES] = 0.0
-    return {"query": query, "key": key, "value": value, "mask": mask}
+def namespace(inputs: dict) -> dict:
+    """The globals the release's setup cell gives the definitions: its imports and the data's constants."""
+    from keras import layers, ops
+
+    constants = {name: int(inputs[name]) for name in ("INPUT_LENGTH", "OUTPUT_LENGTH", "N_INPUT_SYMBOLS",
+                                                       "N_OUTPUT_SYMBOLS", "PAD")}
+    return {"keras": keras, "layers": layers, "ops": ops, "np": np, **constants}
 
 
-def held_out_dates():
-    """The held-out dates the trained model is asked about (`autograder.dates.DateData`)."""
-    from autograder.dates import date_examples
-
-    return date_examples(N_DATES, seed=DATES_SEED, held_out=True)
+def _as_array(value) -> np.ndarray:
+    return np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float32)
 
 
-def run_probe(namespace: dict) -> None:
-    """Call the notebook's function and models in `namespace`; write PROBE_FILE whatever happens."""
-    import keras
+def _call_function(function, query, key, value, **mask) -> tuple[np.ndarray, np.ndarray]:
+    tensors = [keras.ops.convert_to_tensor(array) for array in (query, key, value)]
+    mask = {name: keras.ops.convert_to_tensor(array) for name, array in mask.items()}
+    returned = function(*tensors, **mask)
+    if not isinstance(returned, tuple | list) or len(returned) != 2:
+        raise TypeError(f"expected the pair (output, weights), found {type(returned).__name__}")
+    return _as_array(returned[0]), _as_array(returned[1])
 
+
+def _trained_models(namespace: dict, artifacts) -> tuple:
+    """(model, attention_model) from the student's build_models(), with the weights saved after training."""
+    if keras.Model.predict is not PREDICT or keras.Model is not MODEL_CLASS:
+        raise RuntimeError("the definitions replaced parts of Keras; the models cannot be graded")
+    weights = artifacts / WEIGHTS_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(f"{WEIGHTS_FILE} was not saved (did the notebook run to its end?)")
+    built = namespace["build_models"]()
+    if not isinstance(built, tuple | list) or len(built) != 2:
+        raise TypeError(f"build_models() must return (model, attention_model), found {type(built).__name__}")
+    for name, model in zip(("model", "attention_model"), built, strict=True):
+        if not isinstance(model, MODEL_CLASS):
+            raise TypeError(f"{name} is a {type(model).__name__}, not a Keras model")
+    try:
+        LOAD_WEIGHTS(built[0], str(weights))
+    except Exception as exc:
+        raise ValueError(f"the saved weights do not fit the model build_models() makes: {exc}") from None
+    return built[0], built[1]
+
+
+def run(namespace: dict, inputs: dict, artifacts) -> dict[str, np.ndarray]:
+    """Call the student's function and trained models; whatever raises is recorded, never fatal."""
     found: dict[str, np.ndarray] = {}
-
-    def as_array(value) -> np.ndarray:
-        return np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float32)
 
     def attempt(part: str, step) -> None:
         try:
@@ -55,44 +67,28 @@ def run_probe(namespace: dict) -> None:
         except BaseException as exc:  # noqa: BLE001 - whatever the student's code raises is recorded, not fatal
             found[f"error_{part}"] = np.array(f"{type(exc).__name__}: {str(exc)[:500]}")
 
-    def call_function(query, key, value, **mask) -> tuple[np.ndarray, np.ndarray]:
-        tensors = [keras.ops.convert_to_tensor(array) for array in (query, key, value)]
-        mask = {name: keras.ops.convert_to_tensor(array) for name, array in mask.items()}
-        returned = namespace["scaled_dot_product_attention"](*tensors, **mask)
-        if not isinstance(returned, tuple | list) or len(returned) != 2:
-            raise TypeError(f"expected the pair (output, weights), found {type(returned).__name__}")
-        return as_array(returned[0]), as_array(returned[1])
-
-    inputs = function_inputs()
+    function = namespace.get("scaled_dot_product_attention")
     plain = {name: inputs[name] for name in ("query", "key", "value")}
-    attempt("function", lambda: dict(zip(("plain_output", "plain_weights"), call_function(**plain), strict=True)))
-    attempt("masked", lambda: dict(zip(("masked_output", "masked_weights"),
-                                       call_function(**plain, mask=inputs["mask"]), strict=True)))
-    def keras_model(name: str):
-        """`namespace[name]`, which must be a Keras model (not some object with a `predict` of its own)."""
-        found_model = namespace[name]
-        if not isinstance(found_model, keras.Model):
-            raise TypeError(f"{name} is a {type(found_model).__name__}, not a Keras model")
-        return found_model
+    if function is None:
+        for part in ("function", "masked"):
+            found[f"error_{part}"] = np.array("NameError: scaled_dot_product_attention is not defined")
+    else:
+        attempt("function", lambda: dict(zip(("plain_output", "plain_weights"), _call_function(function, **plain),
+                                             strict=True)))
+        attempt("masked", lambda: dict(zip(("masked_output", "masked_weights"),
+                                           _call_function(function, **plain, mask=inputs["mask"]), strict=True)))
+    models: dict = {}
 
-    dates = held_out_dates()  # Keras's own predict, whatever the class defines
-    attempt("model", lambda: {"date_outputs": as_array(keras.Model.predict(keras_model("model"), dates.x,
-                                                                           batch_size=250, verbose=0))})
-    attempt("attention_model", lambda: {"date_attention": as_array(keras.Model.predict(
-        keras_model("attention_model"), dates.x[:N_ATTENTION_DATES], verbose=0))})
-    np.savez(PROBE_FILE, **found)
-    print(f"probe: saved {', '.join(sorted(found))} to {PROBE_FILE}")
-    history = namespace.get("history")
-    if history is not None and isinstance(getattr(history, "history", None), dict):  # curves for the feedback page
-        import json
+    def build() -> dict:
+        models["model"], models["attention_model"] = _trained_models(namespace, artifacts)
+        return {}
 
-        try:
-            curves = {str(key): [float(value) for value in values] for key, values in history.history.items()}
-            with open("history.json", "w") as handle:
-                json.dump(curves, handle)
-        except (TypeError, ValueError):
-            pass
-
-
-if __name__ == "__main__":  # as the notebook's last cell; an import by the graders runs nothing
-    run_probe(globals())
+    attempt("model", build)
+    if models:
+        attempt("model", lambda: {"date_outputs": _as_array(PREDICT(models["model"], inputs["dates_x"],
+                                                                     batch_size=250, verbose=0))})
+        attempt("attention_model", lambda: {"date_attention": _as_array(PREDICT(
+            models["attention_model"], inputs["attention_dates_x"], verbose=0))})
+    elif "error_model" in found:
+        found["error_attention_model"] = found["error_model"]
+    return found

@@ -1,22 +1,22 @@
 """Hidden graders of the attention exercise (14 points). Never released to students.
 
-The probe (probe.py) ran the student's function and models in the sandbox on inputs made from its fixed seeds; the
-references are computed here, with numpy, from the same inputs. The five checks of the function each test one
-property, so that one mistake (no scaling, the mask ignored, the softmax over the queries) costs one check:
-together they pin the function down to the reference.
+The probe (probe.py) ran the student's function and models in a fresh sandbox on inputs drawn for this
+submission (probe_inputs.py); the references are computed here, with numpy, from the same inputs. The five checks
+of the function each test one property, so that one mistake (no scaling, the mask ignored, the softmax over the
+queries) costs one check: together they pin the function down to the reference.
 """
 
 import struct
 
 import numpy as np
-import probe  # the inputs the probe used, from its seeds
 import pytest
+from probe_inputs import BATCH, D_K, D_V, N_ATTENTION_DATES, N_DATES, N_KEYS, N_QUERIES
 
 from autograder.dates import INPUT_LENGTH, N_OUTPUT_SYMBOLS, OUTPUT_LENGTH, PAD, exact_match
 from autograder.keras_checks import partial_credit
 
-WEIGHTS_SHAPE = (probe.BATCH, probe.N_QUERIES, probe.N_KEYS)
-OUTPUT_SHAPE = (probe.BATCH, probe.N_QUERIES, probe.D_V)
+WEIGHTS_SHAPE = (BATCH, N_QUERIES, N_KEYS)
+OUTPUT_SHAPE = (BATCH, N_QUERIES, D_V)
 SUM_TOLERANCE = 1e-4  # float32 softmax rows sum to 1 within ~1e-6
 MASKED_WEIGHT_LIMIT = 1e-6  # a masked key's weight must be 0; exp(-1e9) is
 LOGIT_TOLERANCE = 2e-3  # on log-weights of order 1, computed in float32
@@ -37,8 +37,8 @@ def test_function_shapes(probed):
     """scaled_dot_product_attention returns output (batch, Tq, d_v) and weights (batch, Tq, Tk)"""
     output, weights = (probed.raw(name, part="function") for name in ("plain_output", "plain_weights"))
     assert (output.shape, weights.shape) == (OUTPUT_SHAPE, WEIGHTS_SHAPE), (
-        f"for query {(probe.BATCH, probe.N_QUERIES, probe.D_K)}, key {(probe.BATCH, probe.N_KEYS, probe.D_K)} and "
-        f"value {(probe.BATCH, probe.N_KEYS, probe.D_V)}: expected output {OUTPUT_SHAPE} and weights "
+        f"for query {(BATCH, N_QUERIES, D_K)}, key {(BATCH, N_KEYS, D_K)} and "
+        f"value {(BATCH, N_KEYS, D_V)}: expected output {OUTPUT_SHAPE} and weights "
         f"{WEIGHTS_SHAPE}, found output {output.shape} and weights {weights.shape}")
 
 
@@ -71,14 +71,14 @@ def test_scores_are_scaled_by_the_square_root_of_d_k(probed, function_inputs):
     weights = probed.array("plain_weights", part="function", shape=WEIGHTS_SHAPE)
     assert (weights > 0).all(), "without a mask, every weight must be positive (a softmax of the scores)"
     scores = function_inputs["query"] @ np.swapaxes(function_inputs["key"], -1, -2)
-    expected = _double_centred(scores) / np.sqrt(probe.D_K)
+    expected = _double_centred(scores) / np.sqrt(D_K)
     found = _double_centred(np.log(weights))
     if float(np.abs(found - expected).max()) <= LOGIT_TOLERANCE:
         return
     scale = float((_double_centred(scores) ** 2).sum() / (_double_centred(scores) * found).sum())
     fits = float(np.abs(found - _double_centred(scores) / scale).max()) <= 10 * LOGIT_TOLERANCE
     assert not fits, (f"your weights are a softmax of Q K^T / {scale:.2f}, expected Q K^T / sqrt(d_k) = "
-                      f"Q K^T / {np.sqrt(probe.D_K):.2f} (d_k = {probe.D_K}, the last axis of query and key)")
+                      f"Q K^T / {np.sqrt(D_K):.2f} (d_k = {D_K}, the last axis of query and key)")
     raise AssertionError("your weights are not a softmax of Q K^T / sqrt(d_k): compute the scores as "
                          "query @ key^T (key's last two axes swapped) divided by sqrt(d_k)")
 
@@ -98,7 +98,7 @@ def test_output_is_the_weighted_sum_of_the_values(probed, function_inputs):
 def test_model_attention_sums_to_one(probed):
     """The trained model's attention: each output character's weights sum to 1 over the input characters"""
     weights = probed.array("date_attention", part="attention_model",
-                          shape=(probe.N_ATTENTION_DATES, OUTPUT_LENGTH, INPUT_LENGTH))
+                          shape=(N_ATTENTION_DATES, OUTPUT_LENGTH, INPUT_LENGTH))
     sums = weights.sum(axis=-1)
     worst = float(np.abs(sums - 1).max())
     assert worst <= 1e-3, (f"an output character's attention weights sum to {sums.flat[np.abs(sums - 1).argmax()]:.4f}"
@@ -109,8 +109,8 @@ def test_model_attention_sums_to_one(probed):
 def test_model_attention_ignores_padding(probed, held_out_dates):
     """The trained model's attention gives the padding after the text no weight"""
     weights = probed.array("date_attention", part="attention_model",
-                          shape=(probe.N_ATTENTION_DATES, OUTPUT_LENGTH, INPUT_LENGTH))
-    padding = np.broadcast_to((held_out_dates.x[:probe.N_ATTENTION_DATES] == PAD)[:, None, :], weights.shape)
+                          shape=(N_ATTENTION_DATES, OUTPUT_LENGTH, INPUT_LENGTH))
+    padding = np.broadcast_to((held_out_dates.x[:N_ATTENTION_DATES] == PAD)[:, None, :], weights.shape)
     on_padding = np.where(padding, np.abs(weights), 0.0).sum(axis=-1)
     worst = float(on_padding.max())
     assert worst <= 1e-3, (f"up to {worst:.3f} of an output character's attention goes to padding, expected 0: "
@@ -120,10 +120,10 @@ def test_model_attention_ignores_padding(probed, held_out_dates):
 @pytest.mark.points(5, cell="check_accuracy")
 def test_exact_sequence_accuracy_on_held_out_dates(probed, held_out_dates, credit):
     """Exact-sequence accuracy on hidden held-out dates (all ten characters right)"""
-    outputs = probed.array("date_outputs", part="model", shape=(probe.N_DATES, OUTPUT_LENGTH, N_OUTPUT_SYMBOLS))
+    outputs = probed.array("date_outputs", part="model", shape=(N_DATES, OUTPUT_LENGTH, N_OUTPUT_SYMBOLS))
     accuracy = exact_match(outputs.argmax(axis=-1), held_out_dates.y)
     credit.fraction = partial_credit(accuracy, floor=ACCURACY_FLOOR, target=ACCURACY_TARGET)
-    credit.message = (f"exact-sequence accuracy {accuracy:.3f} on {probe.N_DATES} hidden held-out dates "
+    credit.message = (f"exact-sequence accuracy {accuracy:.3f} on {N_DATES} hidden held-out dates "
                       f"(target {ACCURACY_TARGET}, partial credit from {ACCURACY_FLOOR})")
     assert credit.fraction > 0, credit.message
 
