@@ -356,9 +356,10 @@ class ScratchFs:
     """A size- and inode-limited tmpfs mounted over the scratch folder for one run.
 
     The kernel refuses writes beyond it (ENOSPC), whatever they create: data, empty files, folders. The files
-    already in the folder are moved in when it is mounted, and what the run left is copied back out (regular
-    files and folders only, holes kept, never through a link) when it is released, so callers see a plain folder
-    before and after; the tmpfs pages themselves count against the memory cgroup of whoever wrote them.
+    already in the folder are moved in when it is mounted, and what the run left is copied back out when it is
+    released (regular files and folders only, holes kept, never through a link, one copy of a hard-linked file),
+    so callers see a plain folder before and after. The tmpfs pages count against the memory cgroup of whoever
+    wrote them.
     """
 
     path: Path
@@ -418,8 +419,10 @@ class ScratchFs:
 def _copy_tree(source_fd: int, dest_fd: int) -> None:
     """Copy folders and regular files from one open folder into another, never following a link, keeping holes.
 
-    Everything else (links, FIFOs, sockets) is left out, and so are folders deeper than COPY_BACK_DEPTH.
+    Everything else (links, FIFOs, sockets) is left out, and so are folders deeper than COPY_BACK_DEPTH and the
+    second name of a hard-linked file: a thousand names of one big file must not become a thousand copies.
     """
+    copied: set[int] = set()  # inode numbers, all of one file system
     stack = [(os.dup(source_fd), os.dup(dest_fd), 0)]
     while stack:
         src, dst, depth = stack.pop()
@@ -432,7 +435,8 @@ def _copy_tree(source_fd: int, dest_fd: int) -> None:
                     child_src = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=src)
                     child_dst = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dst)
                     stack.append((child_src, child_dst, depth + 1))
-                elif stat.S_ISREG(info.st_mode):
+                elif stat.S_ISREG(info.st_mode) and info.st_ino not in copied:
+                    copied.add(info.st_ino)
                     _copy_file(entry.name, src, dst)
         finally:
             os.close(src)
