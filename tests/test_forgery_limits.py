@@ -191,6 +191,17 @@ def test_sparse_file_stays_sparse_and_bounded(scratch):
 
 
 @kernel
+def test_hard_links_are_not_copied_out_as_copies(scratch):
+    """100 names of one 8 MiB file fit the tmpfs; copied out name by name they would cost the host 800 MiB."""
+    code = ("import os\nopen('big', 'wb').write(b'x' * 8 * 2**20)\n"
+            "for i in range(100):\n    os.link('big', f'name{i}')\nprint('linked')")
+    result = attack(code, scratch)
+    assert "linked" in result.stdout, result.stderr[-300:]
+    assert allocated_bytes(scratch) <= SMALL["disk_bytes"] + MiB
+    assert_nothing_left()
+
+
+@kernel
 def test_sparse_file_beyond_the_file_size_limit_is_refused(scratch):
     code = ("import signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_IGN)\ntry:\n"
             "    open('sparse', 'wb').truncate(10 * 2**30)\nexcept OSError as e:\n    print('refused', e.errno)")
