@@ -1,6 +1,8 @@
 """Notebooks through nbgrader's own API: releases, and submissions checked and restored before they run.
 
-Everything a submission contains is untrusted; this module only reads it as data.
+Everything a submission contains is untrusted; this module only reads it as data. A file that cannot be read
+as a notebook is the student's to fix (`SubmissionRejected`, with a reason they can act on), whatever the way it
+is broken: nothing in it may raise an error of ours. What it quotes from the submission is plain text.
 """
 
 from __future__ import annotations
@@ -17,8 +19,17 @@ import nbformat
 
 from autograder.course import Course
 from autograder.errors import ConfigError, SubmissionRejected
+from autograder.text import plain_text
 
 MAX_NOTEBOOK_BYTES = 50 * 2**20
+# Readers after this one recurse (nbformat's NotebookNode, deepcopy, json.dumps) and fail near 450 levels; the
+# notebooks JupyterLab writes nest under a dozen (widget state, JSON outputs included).
+MAX_JSON_DEPTH = 100
+# About one JSON value per line of source or output (110,000 in 6.5 MiB of training logs); bounds the time that
+# nbformat takes to read what is left (8 million empty lists: 15 s after json.loads).
+MAX_JSON_VALUES = 1_000_000
+MAX_CELLS = 2_000
+MAX_CELL_SOURCE_CHARS = 2**20
 
 
 def _tools_on_path() -> None:
@@ -67,7 +78,12 @@ def ensure_in_gradebook(course: Course, assignment: str) -> None:
 
 
 def read_submission(path: Path) -> nbformat.NotebookNode:
-    """Parse a submitted notebook, or reject it with a reason a student can act on."""
+    """Parse a submitted notebook, or reject it with a reason a student can act on.
+
+    Checked before nbformat or nbgrader see it: UTF-8, JSON (no deeper than `MAX_JSON_DEPTH`, no lone surrogate),
+    nbformat 4 by the schema of its minor version, one id per cell, at most `MAX_CELLS` cells of at most
+    `MAX_CELL_SOURCE_CHARS` each, nbgrader metadata that is an object.
+    """
     if not path.is_file() or path.is_symlink():
         raise SubmissionRejected(f"no notebook found: expected {path.name} in your submission")
     if path.stat().st_size > MAX_NOTEBOOK_BYTES:
@@ -75,22 +91,176 @@ def read_submission(path: Path) -> nbformat.NotebookNode:
                                  "and submit again")
     raw = path.read_bytes()
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SubmissionRejected(f"{path.name} is not a notebook (not valid JSON: {exc}); submit the .ipynb file "
-                                 "saved by JupyterLab") from None
-    if not isinstance(data, dict) or data.get("nbformat") != 4:
-        found = data.get("nbformat") if isinstance(data, dict) else type(data).__name__
-        raise SubmissionRejected(f"{path.name} is in notebook format {found!r}, expected 4; open it in "
-                                 "JupyterLab 4 and save it again")
+        text = raw.decode("utf-8").removeprefix("\ufeff")  # a byte order mark is harmless; other encodings are not
+    except UnicodeDecodeError as exc:
+        raise SubmissionRejected(f"{path.name} is not UTF-8 text (byte {raw[exc.start]:#04x} at position {exc.start}"
+                                 "); submit the .ipynb file saved by JupyterLab") from None
     try:
-        notebook = nbformat.reads(raw.decode(), as_version=4)
-        nbformat.validate(notebook)
-    except Exception as exc:  # nbformat raises several unrelated types for malformed files
+        data = json.loads(text)
+    except ValueError as exc:  # a JSONDecodeError, or a number of more digits than Python converts
+        raise SubmissionRejected(f"{path.name} is not a notebook (not valid JSON: {_short(str(exc), 200)}); submit "
+                                 "the .ipynb file saved by JupyterLab") from None
+    except RecursionError:  # the C parser stops at Python's recursion limit, cleanly
+        problem = _TOO_DEEP
+    else:
+        problem = _unreadable(data)
+    if problem:
+        raise SubmissionRejected(f"{path.name} cannot be graded: {problem}") from None
+    if not isinstance(data, dict) or type(data.get("nbformat")) is not int or data["nbformat"] != 4:
+        found = _shown(data.get("nbformat")) if isinstance(data, dict) else f"JSON {_json_type(data)}"
+        raise SubmissionRejected(f"{path.name} is in notebook format {found}, expected 4; open it in "
+                                 "JupyterLab 4 and save it again")
+    problem = _notebook_problem(data)
+    if problem:
+        raise SubmissionRejected(f"{path.name} is not a valid notebook: {problem}; open it in JupyterLab and save "
+                                 "it again, or download the release and copy your answers into it")
+    try:
+        return nbformat.reads(text, as_version=4)
+    except Exception as exc:  # checked above; nbformat raises several unrelated types for what slipped through
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SubmissionRejected(f"{path.name} is not a valid notebook: {first_line}") from None
-    return notebook
+        raise SubmissionRejected(f"{path.name} is not a valid notebook: {_short(first_line, 200)}") from None
 
+
+_TOO_DEEP = (f"it nests data more than {MAX_JSON_DEPTH} levels deep, which no notebook saved by JupyterLab does; "
+             "submit the .ipynb file saved by JupyterLab")
+
+
+def _unreadable(data) -> str | None:
+    """What in parsed JSON would break or stall the readers after us (they recurse, copy and write UTF-8), or None.
+
+    A walk level by level with lists of its own, so that depth costs memory, not Python frames.
+    """
+    level, depth, values = [data], 1, 0
+    while level:
+        if depth > MAX_JSON_DEPTH:
+            return _TOO_DEEP
+        values += len(level)
+        if values > MAX_JSON_VALUES:
+            return (f"it holds more than {MAX_JSON_VALUES:,} values (large outputs?); clear all outputs (Edit > "
+                    "Clear Outputs of All Cells), save it and submit again")
+        deeper: list = []
+        for node in level:
+            if isinstance(node, dict):
+                deeper.extend(node.keys())  # one level too deep for keys: harmless, they are strings
+                deeper.extend(node.values())
+            elif isinstance(node, list):
+                deeper.extend(node)
+            elif isinstance(node, str) and not node.isascii():
+                try:
+                    node.encode("utf-8")
+                except UnicodeEncodeError:
+                    return ("it holds text that is not Unicode (a lone surrogate escape such as \\ud800); submit "
+                            "the .ipynb file saved by JupyterLab")
+        level, depth = deeper, depth + 1
+    return None
+
+
+def _notebook_problem(data: dict) -> str | None:
+    """What makes an nbformat-4 dict unfit to grade, in words naming the cell, or None."""
+    minor = data.get("nbformat_minor")
+    if type(minor) is not int or minor < 0:
+        return f"its nbformat_minor is {_shown(minor)}, expected a whole number such as 5"
+    problem = _schema_problem(data, min(minor, nbformat.v4.nbformat_minor))  # a future minor: today's schema
+    if problem:
+        return problem
+    cells = data["cells"]
+    if len(cells) > MAX_CELLS:
+        return f"it has {len(cells)} cells, at most {MAX_CELLS} can be graded"
+    first_with_id: dict[str, int] = {}
+    for number, cell in enumerate(cells, start=1):
+        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        if len(source) > MAX_CELL_SOURCE_CHARS:
+            return (f"cell {number} holds {len(source):,} characters, at most {MAX_CELL_SOURCE_CHARS:,} per cell "
+                    "can be graded (load large data from a file instead)")
+        if "nbgrader" in cell["metadata"] and not isinstance(cell["metadata"]["nbgrader"], dict):
+            return (f"cell {number}: its nbgrader metadata should be an object, not "
+                    f"{_json_type(cell['metadata']['nbgrader'])}")
+        if "id" in cell:
+            if cell["id"] in first_with_id:
+                return (f"cells {first_with_id[cell['id']]} and {number} have the same id {_shown(cell['id'])} "
+                        "(cell ids must be unique; copy the content of one of them into a new cell)")
+            first_with_id[cell["id"]] = number
+    return None
+
+
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
+               bool: "a boolean", type(None): "null"}
+
+
+_SCHEMA_TYPES = {"object": "an object", "array": "an array", "string": "a string", "integer": "a whole number",
+                 "number": "a number", "boolean": "a boolean", "null": "null"}
+
+
+def _json_type(value) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _shown(value, limit: int = 80) -> str:
+    """A value of the submission, quoted in a message: its repr, plain and short."""
+    return _short(repr(value), limit)
+
+
+def _short(text: str, limit: int) -> str:
+    """Untrusted text for a message: plain, and cut to `limit` characters."""
+    text = plain_text(text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _schema_problem(data: dict, minor: int) -> str | None:
+    """The first way `data` breaks nbformat's JSON schema for version 4.`minor`, or None.
+
+    fastjsonschema (nbformat's default) decides quickly; jsonschema then finds the words for the student.
+    """
+    from nbformat.validator import get_validator
+
+    try:
+        get_validator(4, minor).validate(data)
+        return None
+    except Exception:  # fastjsonschema's JsonSchemaException, or whatever the installed validator raises
+        pass
+    error = next(iter(get_validator(4, minor, name="jsonschema").iter_errors(data)), None)
+    if error is None:
+        return None
+    error = _branch_error(error)
+    return f"{_location(error.absolute_path)}: {_schema_message(error)}"
+
+
+def _branch_error(error):
+    """Inside a `oneOf` (a cell is a code, markdown or raw cell; an output a stream, error, ...), the error of the
+    branch for the value's own `cell_type` or `output_type`, which names the actual fault."""
+    while error.validator in ("oneOf", "anyOf") and error.context:
+        branches: dict[int, list] = {}
+        for sub in error.context:
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        own = [errors for errors in branches.values()
+               if not any(list(e.relative_path) in (["cell_type"], ["output_type"]) for e in errors)]
+        if len(own) != 1:
+            break
+        error = max(own[0], key=lambda e: len(e.absolute_path))
+    return error
+
+
+def _location(path) -> str:
+    """'cell 3, metadata' for ['cells', 2, 'metadata']; "the notebook's metadata" for ['metadata']."""
+    parts = list(path)
+    if len(parts) >= 2 and parts[0] == "cells" and isinstance(parts[1], int):
+        where, parts = f"cell {parts[1] + 1}", parts[2:]
+    else:
+        where = "the notebook"
+    field = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in parts).lstrip(".")
+    if not field:
+        return where
+    return _short(f"{where}, {field}" if where != "the notebook" else f"the notebook's {field}", 120)
+
+
+def _schema_message(error) -> str:
+    if error.validator == "type":
+        wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        expected = " or ".join(_SCHEMA_TYPES.get(name, str(name)) for name in wanted)
+        return f"should be {expected}, not {_json_type(error.instance)}"
+    if error.validator in ("oneOf", "anyOf"):
+        return "is not a cell or output nbformat knows (check its cell_type or output_type)"
+    return _short(error.message, 200)
 
 class _Collect(logging.Handler):
     def __init__(self) -> None:
@@ -140,7 +310,8 @@ def restore_cells(notebook: nbformat.NotebookNode, *, course: Course, assignment
         raise  # the gradebook failed us: an internal error (pipeline.grade_submission), never a rejection
     except Exception as exc:  # nbgrader raises ValidationError, KeyError or RuntimeError on tampered metadata
         raise SubmissionRejected(
-            "the notebook's grading cells were tampered with beyond repair (" + (str(exc).splitlines() or [""])[0]
+            "the notebook's grading cells were tampered with beyond repair ("
+            + _short((str(exc).splitlines() or [type(exc).__name__])[0], 200)
             + "); download the release again and copy your answers into it") from None
     finally:
         log.removeHandler(collect)
@@ -148,8 +319,16 @@ def restore_cells(notebook: nbformat.NotebookNode, *, course: Course, assignment
     return Restored(notebook=notebook, notes=(*notes, *(_plain(m) for m in collect.messages)))
 
 
+def _nbgrader(cell) -> dict:
+    """A cell's nbgrader metadata; {} where an untrusted cell has none, or something else in its place."""
+    metadata = cell.get("metadata") if isinstance(cell, dict) else None
+    found = metadata.get("nbgrader") if isinstance(metadata, dict) else None
+    return found if isinstance(found, dict) else {}
+
+
 def _grade_id(cell) -> str | None:
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    grade_id = _nbgrader(cell).get("grade_id")
+    return grade_id if isinstance(grade_id, str) else None
 
 
 def _put_back_deleted_grade_cells(notebook: nbformat.NotebookNode, release: nbformat.NotebookNode
@@ -164,7 +343,7 @@ def _put_back_deleted_grade_cells(notebook: nbformat.NotebookNode, release: nbfo
     added = []
     for index, cell in enumerate(release.cells):
         grade_id = _grade_id(cell)
-        if not cell.get("metadata", {}).get("nbgrader", {}).get("grade") or grade_id in present:
+        if not _nbgrader(cell).get("grade") or grade_id in present:
             continue
         earlier = [_grade_id(c) for c in release.cells[:index] if _grade_id(c) in present]
         position = 0
@@ -177,23 +356,34 @@ def _put_back_deleted_grade_cells(notebook: nbformat.NotebookNode, release: nbfo
 
 
 def _plain(message: str) -> str:
+    """One of nbgrader's warnings in the student's words; it quotes the submission's grade ids, so made plain."""
+    message = _short(message, 500)
+    cell = message.split("cell ", 1)[1].split(" ")[0] if "cell " in message else "?"
     if message.startswith("Attribute 'checksum'"):
-        cell = message.split("cell ")[1].split(" ")[0]
         return f"locked cell {cell} was edited; it was restored from the release"
     if message.startswith("Missing grade cell"):
-        return f"cell {message.split('cell ')[1].split(' ')[0]} was deleted; it was added back from the release"
+        return f"cell {cell} was deleted; it was added back from the release"
     return message
 
 
+def _cells(notebook) -> list:
+    """The cells of an untrusted notebook (the sandbox wrote it): a list, whatever its JSON held."""
+    cells = notebook.get("cells") if isinstance(notebook, dict) else None
+    return cells if isinstance(cells, list) else []
+
+
 def cell_errors(executed: nbformat.NotebookNode) -> list[str]:
-    """'cell 4 (build_model): NotImplementedError: ...' for each cell whose execution raised."""
+    """'cell 4 (build_model): NotImplementedError: ...' for each cell whose execution raised, as plain text: the
+    exception's name and message are the student's to choose, and end up in a terminal."""
     errors = []
-    for index, cell in enumerate(executed.get("cells", [])):
-        for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
-            if output.get("output_type") == "error":
-                grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
+    for index, cell in enumerate(_cells(executed)):
+        outputs = cell.get("outputs") if isinstance(cell, dict) and cell.get("cell_type") == "code" else None
+        for output in outputs if isinstance(outputs, list) else []:
+            if isinstance(output, dict) and output.get("output_type") == "error":
+                grade_id = _short(_grade_id(cell) or "", 100)
                 label = f"cell {index + 1}" + (f" ({grade_id})" if grade_id else "")
-                errors.append(f"{label}: {str(output.get('ename', ''))[:100]}: {str(output.get('evalue', ''))[:300]}")
+                errors.append(f"{label}: {_short(_text(output.get('ename')), 100)}: "
+                              f"{_short(_text(output.get('evalue')), 300)}")
     return errors
 
 
@@ -217,8 +407,18 @@ MAX_OUTPUT_CHARS = 20_000  # of one stream, one text or one traceback line block
 MAX_CELL_OUTPUT_CHARS = 2 * 2**20  # of one cell's outputs together (images included)
 
 
+def _text(value) -> str:
+    """A notebook's text field as one string (nbformat allows a string or a list of them). Anything else an
+    untrusted notebook put there is no text; str() of it could recurse through a deep list, or be huge."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(item for item in value if isinstance(item, str))
+    return ""
+
+
 def _clip(text, limit: int = MAX_OUTPUT_CHARS) -> str:
-    text = "".join(text) if isinstance(text, list) else str(text)
+    text = _text(text)
     return text if len(text) <= limit else text[:limit] + f"\n... [{len(text) - limit} characters cut by dlgrade]"
 
 
@@ -229,7 +429,8 @@ def _safe_output(output) -> nbformat.NotebookNode | None:
         name = output.get("name") if output.get("name") in ("stdout", "stderr") else "stdout"
         return nbformat.v4.new_output("stream", name=name, text=_clip(output.get("text", "")))
     if kind == "error":
-        traceback = [_clip(line, 2000) for line in list(output.get("traceback", []))[:50]]
+        lines = output.get("traceback")
+        traceback = [_clip(line, 2000) for line in (lines[:50] if isinstance(lines, list) else [])]
         return nbformat.v4.new_output("error", ename=_clip(output.get("ename", ""), 200),
                                       evalue=_clip(output.get("evalue", ""), 2000), traceback=traceback)
     if kind in ("execute_result", "display_data"):
@@ -253,7 +454,7 @@ def with_outputs(restored: nbformat.NotebookNode, executed: nbformat.NotebookNod
     as plain text, tracebacks and images, cut to size.
     """
     notebook = copy.deepcopy(restored)
-    ran = executed.get("cells", []) if executed is not None else []
+    ran = _cells(executed)
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type != "code":
             continue
