@@ -1,6 +1,7 @@
 """The `dlgrade` command: each subcommand forwards its options to one library function and prints.
 
 Imports stay inside the commands so that `dlgrade --help` answers without loading TensorFlow or nbgrader.
+Whatever a submission chose (student ids, reasons, messages) goes through `text.plain_text` before it is printed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import click
 
 from autograder.errors import DlgradeError
+from autograder.text import plain_text
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -32,7 +34,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except DlgradeError as exc:
-            click.secho(f"error: {exc}", fg="red", err=True)
+            click.secho(f"error: {plain_text(str(exc))}", fg="red", err=True)  # may quote a submission
             sys.exit(EXIT_FAILED)
 
 
@@ -146,8 +148,9 @@ def grade(assignment: str, students: tuple[str, ...], jobs: int, force: bool, ti
         bar.set_description(f"grading {assignment}")
 
     def progress(result) -> None:
-        bar.write(f"  {result.student}: {result.score:g}/{result.max_score:g} {result.status} "
-                  f"({result.grading_seconds:.0f} s; log: autograded/{result.student}/{assignment}/dlgrade.log)",
+        student = plain_text(result.student)
+        bar.write(f"  {student}: {result.score:g}/{result.max_score:g} {result.status} "
+                  f"({result.grading_seconds:.0f} s; log: autograded/{student}/{assignment}/dlgrade.log)",
                   file=sys.stderr)
         bar.update()
 
@@ -167,7 +170,7 @@ def grade(assignment: str, students: tuple[str, ...], jobs: int, force: bool, ti
             click.echo(f"skipped (already graded; --force grades again): {', '.join(report.skipped)}")
         click.echo(f"{len(report.results)} graded in {report.seconds:.0f} s")
     if report.failed_on_our_side:
-        failed = [result.student for result in report.failed_on_our_side]
+        failed = [plain_text(result.student) for result in report.failed_on_our_side]
         options = " ".join(f"--student {student}" for student in failed)
         click.secho(f"error: grading failed on our side for {len(failed)} submission(s), recorded as 0 for now "
                     f"(reasons and logs above); grade them again with: dlgrade grade {assignment} {options} --force",
@@ -176,11 +179,13 @@ def grade(assignment: str, students: tuple[str, ...], jobs: int, force: bool, ti
 
 
 def results_table(results) -> str:
-    """A plain table of student, score, status and reason."""
+    """A plain table of student, score, status and reason, a line each: no control character of a reason (the
+    student's exception message) reaches the terminal, and no newline breaks a row."""
     lines = [f"{'student':<16} {'score':>9}  {'status':<9} reason"]
     for r in results:
-        reason = r.reason if len(r.reason) <= 90 else r.reason[:87] + "..."
-        lines.append(f"{r.student:<16} {f'{r.score:g}/{r.max_score:g}':>9}  {r.status:<9} {reason}")
+        reason = " ".join(plain_text(r.reason).split())
+        reason = reason if len(reason) <= 90 else reason[:87] + "..."
+        lines.append(f"{plain_text(r.student):<16} {f'{r.score:g}/{r.max_score:g}':>9}  {r.status:<9} {reason}")
     return "\n".join(lines)
 
 
@@ -287,11 +292,11 @@ def check(notebook: Path, no_sandbox: bool, time_limit: float | None, course_dir
     course = _course(course_dir) if course_dir else None
     result = check_notebook(notebook, course=course, sandbox=False if no_sandbox else None, time_limit=time_limit)
     for note in result.notes:
-        click.secho(f"note: {note}", fg="yellow", err=True)
+        click.secho(f"note: {plain_text(note)}", fg="yellow", err=True)
     if as_json:
         click.echo(json.dumps({**asdict(result), "passed": result.passed}, indent=2))
     else:
-        click.echo(format_report(result))
+        click.echo(plain_text(format_report(result)))
     if not result.passed:
         sys.exit(EXIT_CHECKS_FAILED)
 
