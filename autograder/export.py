@@ -6,6 +6,9 @@
                 assignment, and the "Points Possible" row)
     moodle      Moodle grade import CSV (Username, Email address, a column per assignment; map them on import)
     gradescope  a Gradescope-style results.json per submission: <dir>/<student>/<assignment>/results.json
+
+Reasons, messages and names come from submissions (and the LMS): every text cell of a CSV or XLSX goes through
+`text.spreadsheet_cell` on the way out, and the Gradescope files through `text.plain_text`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from autograder.gradebook import scores_frame
 from autograder.late import LatePolicy
 from autograder.pipeline import load_results
 from autograder.results import SubmissionResult
+from autograder.text import plain_text, spreadsheet_cell
 
 FORMATS = ("csv", "wide-csv", "xlsx", "canvas", "moodle", "gradescope")
 LONG_COLUMNS = ["student", "assignment", "score", "max_score", "raw_score", "late_penalty", "days_late",
@@ -144,6 +148,12 @@ def moodle_frame(long: pd.DataFrame, roster: dict[str, Student]) -> pd.DataFrame
     return pd.DataFrame(rows, columns=["Username", "Email address", *order])
 
 
+def spreadsheet_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with every text cell safe for a spreadsheet (no control characters, no formula); numbers stay
+    numbers and the header row stays as it is, so that LMS imports still find their columns."""
+    return frame.map(spreadsheet_cell)
+
+
 def gradescope_results(result: SubmissionResult, *, late_penalty: float = 0.0, late_note: str = "") -> dict:
     """One submission in Gradescope's autograder results format (`results.json`): the score after the late
     penalty, and each check as a test with its points and message (Gradescope knows passed and failed only)."""
@@ -152,15 +162,15 @@ def gradescope_results(result: SubmissionResult, *, late_penalty: float = 0.0, l
     return {
         "score": round(max(result.score - late_penalty, 0.0), 3),
         "execution_time": round(result.grading_seconds, 2),
-        "output": "\n".join(summary),
+        "output": plain_text("\n".join(summary)),
         "visibility": "visible",
         "stdout_visibility": "hidden",
-        "tests": [{"name": check.name, "number": str(index + 1), "score": check.score,
+        "tests": [{"name": plain_text(check.name), "number": str(index + 1), "score": check.score,
                    "max_score": check.max_score, "status": "passed" if check.status == "passed" else "failed",
-                   "output": check.output, "tags": [check.cell], "visibility": check.visibility}
+                   "output": plain_text(check.output), "tags": [check.cell], "visibility": check.visibility}
                   for index, check in enumerate(result.tests)],
-        "extra_data": {"student": result.student, "assignment": result.assignment, "dlgrade_status": result.status,
-                       "raw_score": result.score, "late_penalty": late_penalty},
+        "extra_data": {"student": plain_text(result.student), "assignment": result.assignment,
+                       "dlgrade_status": result.status, "raw_score": result.score, "late_penalty": late_penalty},
     }
 
 
@@ -207,6 +217,7 @@ def export(course: Course, *, fmt: str, output: Path | None) -> tuple[str | None
         frame = canvas_frame(long, students(course))
     else:
         frame = moodle_frame(long, students(course))
+    frame = spreadsheet_frame(frame)  # the one way out for CSV and XLSX: reasons and names are untrusted
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "xlsx":

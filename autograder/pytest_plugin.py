@@ -12,6 +12,9 @@ between a floor and a target). Failure messages are the assertion's own message 
 A test may also describe what it compared, for the feedback page (`CheckResult.details`), before it asserts:
 `credit.layer_table(rows)` (an architecture, expected vs found, position by position) or
 `credit.threshold(metric=..., measured=..., target=..., floor=...)` (a measured value against its target).
+
+Messages and details often quote the submission (a layer's name, an exception the student's code raised): they
+leave the plugin as plain text (`text.plain_text`), never with a control character.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from autograder.results import CheckResult
+from autograder.text import plain_text
 
 
 @dataclass
@@ -36,13 +40,14 @@ class Credit:
 
     def layer_table(self, rows) -> None:
         """Expected vs found layers: rows of (index, expected, found, ok), as `keras_checks.architecture_rows`."""
-        self.details = {"kind": "layers", "rows": [{"expected": str(expected), "found": str(found), "ok": bool(ok)}
+        self.details = {"kind": "layers", "rows": [{"expected": plain_text(str(expected)),
+                                                    "found": plain_text(str(found)), "ok": bool(ok)}
                                                    for _, expected, found, ok in rows]}
 
     def threshold(self, *, metric: str, measured: float, target: float, floor: float | None = None) -> None:
         """A measured value (an accuracy, say) against the target that earns full points and the floor below
         which the check earns nothing."""
-        self.details = {"kind": "threshold", "metric": str(metric), "measured": float(measured),
+        self.details = {"kind": "threshold", "metric": plain_text(str(metric)), "measured": float(measured),
                         "target": float(target), "floor": None if floor is None else float(floor)}
 
 
@@ -104,12 +109,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if report.failed or report.skipped:
         status, message = _message(call.excinfo) if call.excinfo else ("failed", "skipped")
         results[item.nodeid] = CheckResult(name=name, cell=cell, score=0.0, max_score=points, status=status,
-                                           output=message, details=credit.details)
+                                           output=plain_text(message), details=credit.details)
     elif report.when == "call" and item.nodeid not in results:
         fraction = min(max(credit.fraction, 0.0), 1.0)
         results[item.nodeid] = CheckResult(name=name, cell=cell, score=round(points * fraction, 3),
                                            max_score=points, status="passed" if fraction > 0 else "failed",
-                                           output=credit.message, details=credit.details)
+                                           output=plain_text(str(credit.message)), details=credit.details)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
