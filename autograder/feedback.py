@@ -47,11 +47,26 @@ class Figure:
 
 
 @dataclass(frozen=True)
+class LayerPart:
+    """A piece of a layer's description ('LSTM', 'return_sequences=True', a separator) and whether it differs."""
+
+    text: str
+    differs: bool = False
+
+
+@dataclass(frozen=True)
 class LayerRow:
+    """One row of an architecture table, aligned as a diff: an expected layer and the one found in its place, or
+    one of them alone (`change` "missing" or "extra"); the parts mark what differs."""
+
     position: int
     expected: str
     found: str
     ok: bool
+    change: str = ""  # "same", "settings", "class", "missing", "extra"; "" when only ok is known
+    note: str = ""  # what differs, in words ("return_sequences differs", "extra layer")
+    expected_parts: tuple[LayerPart, ...] = ()
+    found_parts: tuple[LayerPart, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,17 +108,14 @@ def student_safe(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not _FRAME.match(line)).strip()
 
 
-_LAYER_HEADER = re.compile(r"^\s*#\s+expected\s+found\s*$")
-_DIFFERS = "   <-- differs"
+_OLD_LAYER_HEADER = re.compile(r"^\s*#\s+expected\s+found\s*$")  # the position-by-position table of older results
+_LAYER_HEADER = re.compile(r"^ {3}expected\s+found\s*$")  # keras_checks.architecture_message's aligned diff
+_OLD_DIFFERS = "   <-- differs"
+_NOTE = "  <-- "
+_CHANGES = {"=": "same", "~": "settings", "-": "missing", "+": "extra"}
 
 
-def parse_layer_table(text: str) -> tuple[str, tuple[LayerRow, ...]]:
-    """(text before the table, rows) of a message ending in `keras_checks.architecture_message`'s table;
-    (text, ()) when there is none. Graders that call `credit.layer_table` need no parsing."""
-    lines = text.splitlines()
-    header = next((i for i, line in enumerate(lines) if _LAYER_HEADER.match(line)), None)
-    if header is None:
-        return text, ()
+def _parse_old_table(lines: list[str], header: int) -> list[LayerRow]:
     start = lines[header].index("expected")
     width = lines[header].index("found") - start - 2
     rows = []
@@ -111,13 +123,40 @@ def parse_layer_table(text: str) -> tuple[str, tuple[LayerRow, ...]]:
         position = line[:start].strip()
         if not position.isdigit():
             break
-        ok = not line.endswith(_DIFFERS)
-        body = line[:-len(_DIFFERS)] if not ok else line
+        ok = not line.endswith(_OLD_DIFFERS)
+        body = line[:-len(_OLD_DIFFERS)] if not ok else line
         rows.append(LayerRow(position=int(position), expected=body[start:start + width].rstrip(),
                              found=body[start + width + 2:].strip(), ok=ok))
-    if not rows:
-        return text, ()
-    return "\n".join(lines[:header]).rstrip().rstrip(":"), tuple(rows)
+    return rows
+
+
+def _parse_diff_table(lines: list[str], header: int) -> list[LayerRow]:
+    found_at = lines[header].index("found")
+    rows = []
+    for line in lines[header + 1:]:
+        if len(line) < 3 or line[0] not in _CHANGES or line[1:3] != "  ":
+            break
+        body, _, note = line.partition(_NOTE)
+        change = _CHANGES[line[0]]
+        if change == "settings" and " instead of " in note:  # '~' marks both; the note tells them apart
+            change = "class"
+        rows.append(LayerRow(position=len(rows) + 1, expected=body[3:found_at - 2].strip(),
+                             found=body[found_at:].strip(), ok=change == "same", change=change, note=note.strip()))
+    return rows
+
+
+def parse_layer_table(text: str) -> tuple[str, tuple[LayerRow, ...]]:
+    """(text before the table, rows) of a message ending in `keras_checks.architecture_message`'s table (or the
+    position-by-position table of older results); (text, ()) when there is none. Graders that call
+    `credit.layer_table` need no parsing: their rows come structured, in `CheckResult.details`."""
+    lines = text.splitlines()
+    for pattern, parse in ((_LAYER_HEADER, _parse_diff_table), (_OLD_LAYER_HEADER, _parse_old_table)):
+        header = next((i for i, line in enumerate(lines) if pattern.match(line)), None)
+        if header is not None:
+            rows = parse(lines, header)
+            if rows:
+                return "\n".join(lines[:header]).rstrip().rstrip(":"), tuple(rows)
+    return text, ()
 
 
 _THRESHOLD = re.compile(r"(?P<metric>[A-Za-z][\w -]*?) (?P<measured>\d+(?:\.\d+)?) on [^(]*\(target "
@@ -135,12 +174,41 @@ def parse_threshold(text: str) -> Threshold | None:
                      target=float(match["target"]), floor=float(floor) if floor else None)
 
 
+def _layer_parts(layer, differs: set[str]) -> tuple[LayerPart, ...]:
+    """'Dense(units=10, activation=softmax)' in pieces, the class and settings named in `differs` marked."""
+    if not isinstance(layer, dict):
+        return ()
+    parts = [LayerPart(str(layer["kind"]), "class" in differs)]
+    settings = [(str(key), str(value)) for key, value in layer.get("settings", [])]
+    for index, (key, value) in enumerate(settings):
+        parts += [LayerPart("(" if index == 0 else ", "), LayerPart(f"{key}={value}", key in differs)]
+    return tuple(parts + [LayerPart(")")] if settings else parts)
+
+
+_NOTES = {"missing": "missing layer", "extra": "extra layer"}
+
+
+def _row_from_detail(index: int, row: dict) -> LayerRow:
+    change = str(row.get("change", ""))
+    named = [str(key) for key in row.get("differs", [])]
+    differs = set(named)
+    expected, found = row.get("expected_layer"), row.get("found_layer")
+    if change == "class" and isinstance(expected, dict) and isinstance(found, dict):
+        note = f"{found['kind']} instead of {expected['kind']}"
+    elif change == "settings":
+        note = f"{', '.join(named)} differ{'s' if len(named) == 1 else ''}"
+    else:
+        note = _NOTES.get(change, "")
+    return LayerRow(position=index + 1, expected=str(row["expected"]), found=str(row["found"]), ok=bool(row["ok"]),
+                    change=change, note=note, expected_parts=_layer_parts(expected, differs),
+                    found_parts=_layer_parts(found, differs))
+
+
 def _from_details(details: dict) -> tuple[tuple[LayerRow, ...], Threshold | None]:
     """Rows or threshold from `CheckResult.details` (see results.py); anything malformed is ignored."""
     try:
         if details.get("kind") == "layers":
-            return tuple(LayerRow(position=index + 1, expected=str(row["expected"]), found=str(row["found"]),
-                                  ok=bool(row["ok"])) for index, row in enumerate(details["rows"])), None
+            return tuple(_row_from_detail(index, row) for index, row in enumerate(details["rows"])), None
         if details.get("kind") == "threshold":
             floor = details.get("floor")
             return (), Threshold(metric=str(details["metric"]), measured=float(details["measured"]),
@@ -291,3 +359,4 @@ def write_feedback(course: Course, results: list[SubmissionResult], notebook_nam
         target.write_text(render_feedback(result, late=late, figures=figures))
         written.append(target)
     return written
+

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 TRUSTED_MODULES = ("keras", "keras_hub")  # modules whose classes a saved model may name
@@ -57,42 +57,175 @@ def load_model(path: Path):
 
 @dataclass(frozen=True)
 class LayerRule:
-    """What one position of an architecture must hold: a layer class and a test of its configuration."""
+    """What one place of an architecture must hold: a layer class and the settings the hidden checks look at.
+
+    `settings` maps a key of the layer's `get_config()` to the value expected there, e.g.
+    `LayerRule("LSTM", {"return_sequences": False})`; settings the exercise leaves free (unit sizes) are not named."""
 
     kind: str  # Keras class name, e.g. "LSTM"
-    description: str  # shown to students, e.g. "LSTM, return_sequences=False"
-    accepts: Callable[[object], bool] = lambda layer: True
+    settings: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def description(self) -> str:
+        """'LSTM(return_sequences=False)', as the architecture table shows it."""
+        return _described(self.kind, tuple((key, _shown(value)) for key, value in self.settings.items()))
 
 
-def describe(layer) -> str:
-    """A one-line description of a layer, in the terms the architecture rules use."""
-    config = layer.get_config()
-    parts = [type(layer).__name__]
-    for key in ("units", "output_dim", "n", "return_sequences", "activation"):
-        if key in config:
-            parts.append(f"{key}={config[key]}")
-    return ", ".join(parts) if len(parts) == 1 else f"{parts[0]}({', '.join(parts[1:])})"
+SHOWN_SETTINGS = ("units", "output_dim", "n", "rate", "return_sequences", "activation")  # of a layer no rule names
+_UNSET = "(unset)"
 
 
-def architecture_rows(model, rules: list[LayerRule]) -> list[tuple[int, str, str, bool]]:
-    """Position by position: (index, expected, found, ok); missing or extra layers are rows that fail."""
-    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
-    rows = []
-    for index in range(max(len(layers), len(rules))):
-        rule = rules[index] if index < len(rules) else None
-        layer = layers[index] if index < len(layers) else None
-        found = describe(layer) if layer is not None else "(nothing)"
-        ok = rule is not None and layer is not None and type(layer).__name__ == rule.kind and rule.accepts(layer)
-        rows.append((index + 1, rule.description if rule else "(nothing)", found, ok))
+def _shown(value: object) -> str:
+    return str(value)
+
+
+def _described(kind: str, settings: tuple[tuple[str, str], ...]) -> str:
+    return f"{kind}({', '.join(f'{key}={value}' for key, value in settings)})" if settings else kind
+
+
+def _setting(layer, key: str) -> str:
+    try:
+        config = layer.get_config()
+    except Exception:  # a layer that cannot describe itself is shown by its class alone
+        return _UNSET
+    return _shown(config[key]) if key in config else _UNSET
+
+
+def describe(layer, keys: tuple[str, ...] | None = None) -> str:
+    """'Dense(units=10, activation=softmax)': a layer's class and its settings `keys` (default: those the
+    architecture rules use, where the layer has them)."""
+    shown = tuple((key, _setting(layer, key)) for key in (keys if keys is not None else SHOWN_SETTINGS))
+    return _described(type(layer).__name__, tuple(pair for pair in shown if keys is not None or pair[1] != _UNSET))
+
+
+def layer_graph(model) -> list:
+    """The layers through which data flows from the model's inputs to its outputs, inputs first (InputLayer and
+    `keras.ops` calls left out): the graph Keras built, whatever way the model was written.
+
+    `model.layers` depends on the way: in Keras 3 a Sequential model never lists its InputLayer there, a functional
+    one does, and a layer created but never connected may be listed too. A layer used twice appears once."""
+    import keras
+
+    try:
+        outputs = list(model.outputs)
+    except (AttributeError, ValueError) as exc:  # a Sequential model that never saw an input has no graph
+        raise AssertionError("the model has no inputs or outputs yet: start it with keras.Input(shape=...) "
+                             "(or layers.Input) so that Keras builds its graph") from exc
+    order: list = []
+    done: set[int] = set()
+    # Depth first from the outputs, by hand (a deep model would exhaust Python's recursion): a layer is listed once
+    # all the layers feeding it are, which puts the inputs first.
+    stack = [(tensor._keras_history.operation._inbound_nodes[tensor._keras_history.node_index], False)
+             for tensor in reversed(outputs)]
+    while stack:
+        node, parents_listed = stack.pop()
+        if id(node) in done:
+            continue
+        if not parents_listed:
+            stack.append((node, True))
+            stack.extend((parent, False) for parent in reversed(node.parent_nodes) if id(parent) not in done)
+            continue
+        done.add(id(node))
+        operation = node.operation
+        if (isinstance(operation, keras.layers.Layer) and not isinstance(operation, keras.layers.InputLayer)
+                and all(operation is not listed for listed in order)):
+            order.append(operation)
+    return order
+
+
+@dataclass(frozen=True)
+class LayerDiffRow:
+    """One row of an aligned architecture: an expected layer and the layer found in its place, or one of them
+    alone (a missing layer, an extra one). Both sides show the same settings: the ones the rule names."""
+
+    change: str  # "same", "settings" (same class, a setting differs), "class", "missing" or "extra"
+    expected: tuple[str, tuple[tuple[str, str], ...]] | None  # (class, ((setting, value), ...)); None: extra
+    found: tuple[str, tuple[tuple[str, str], ...]] | None  # None: missing
+    differs: tuple[str, ...] = ()  # the settings that differ ("class" when the class does)
+
+    @property
+    def ok(self) -> bool:
+        return self.change == "same"
+
+    @property
+    def expected_text(self) -> str:
+        return _described(*self.expected) if self.expected else ""
+
+    @property
+    def found_text(self) -> str:
+        return _described(*self.found) if self.found else ""
+
+    @property
+    def note(self) -> str:
+        """What differs, in words: 'return_sequences differs', 'extra layer', ..."""
+        return {"same": "", "missing": "missing layer", "extra": "extra layer",
+                "class": f"{self.found[0] if self.found else '?'} instead of "
+                         f"{self.expected[0] if self.expected else '?'}"}.get(
+            self.change, f"{', '.join(self.differs)} differ{'s' if len(self.differs) == 1 else ''}")
+
+    def as_detail(self) -> dict:
+        """The row as plain JSON for results.json's `details` (see pytest_plugin.Credit.layer_table)."""
+        def side(part):
+            return None if part is None else {"kind": part[0], "settings": [list(pair) for pair in part[1]]}
+
+        return {"expected": self.expected_text, "found": self.found_text, "ok": self.ok, "change": self.change,
+                "differs": list(self.differs), "expected_layer": side(self.expected), "found_layer": side(self.found)}
+
+
+def _matched(rule: LayerRule, layer) -> LayerDiffRow:
+    keys = tuple(rule.settings)
+    expected = (rule.kind, tuple((key, _shown(value)) for key, value in rule.settings.items()))
+    found = (type(layer).__name__, tuple((key, _setting(layer, key)) for key in keys))
+    if found[0] != rule.kind:
+        return LayerDiffRow("class", expected, found, ("class",))
+    differs = tuple(key for (key, want), (_, have) in zip(expected[1], found[1], strict=True) if want != have)
+    return LayerDiffRow("settings" if differs else "same", expected, found, differs)
+
+
+def _extra(layer) -> LayerDiffRow:
+    keys = tuple(key for key in SHOWN_SETTINGS if _setting(layer, key) != _UNSET)
+    return LayerDiffRow("extra", None, (type(layer).__name__, tuple((key, _setting(layer, key)) for key in keys)))
+
+
+def _missing(rule: LayerRule) -> LayerDiffRow:
+    return LayerDiffRow("missing", (rule.kind, tuple((k, _shown(v)) for k, v in rule.settings.items())), None)
+
+
+def architecture_rows(model_or_layers, rules: list[LayerRule]) -> list[LayerDiffRow]:
+    """Expected and found layers aligned as a diff aligns lines (difflib on the class names, over the layer graph
+    from input to output): an extra layer is one inserted row, a missing one one deleted row, a layer of another
+    class in the place of an expected one a "class" row; matched layers compare the settings the rule names."""
+    import difflib
+
+    found = layer_graph(model_or_layers) if hasattr(model_or_layers, "outputs") else list(model_or_layers)
+    matcher = difflib.SequenceMatcher(None, [rule.kind for rule in rules], [type(layer).__name__ for layer in found],
+                                      autojunk=False)
+    rows: list[LayerDiffRow] = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            rows += [_matched(rule, layer) for rule, layer in zip(rules[i1:i2], found[j1:j2], strict=True)]
+            continue
+        paired = min(i2 - i1, j2 - j1) if tag == "replace" else 0  # a GRU where an LSTM was expected: one row
+        rows += [_matched(rule, layer) for rule, layer in zip(rules[i1:i1 + paired], found[j1:j1 + paired],
+                                                              strict=True)]
+        rows += [_missing(rule) for rule in rules[i1 + paired:i2]]
+        rows += [_extra(layer) for layer in found[j1 + paired:j2]]
     return rows
 
 
-def architecture_message(rows: list[tuple[int, str, str, bool]]) -> str:
-    """A plain-text table of expected vs found layers, marking the rows that differ."""
-    width = max(len(row[1]) for row in rows)
-    lines = [f"{'#':>2}  {'expected':<{width}}  found"]
-    lines += [f"{i:>2}  {expected:<{width}}  {found}{'' if ok else '   <-- differs'}"
-              for i, expected, found, ok in rows]
+LAYER_TABLE_HEADER = "   expected"  # how architecture_message's table begins (feedback.parse_layer_table finds it)
+_MARKS = {"same": "=", "settings": "~", "class": "~", "missing": "-", "extra": "+"}
+
+
+def architecture_message(rows: list[LayerDiffRow]) -> str:
+    """A plain-text diff of expected vs found layers: '=' same, '~' changed, '-' missing, '+' extra, and after each
+    row that differs, what differs."""
+    width = max([len("expected"), *(len(row.expected_text) for row in rows)])
+    found_width = max([len("found"), *(len(row.found_text) for row in rows)])
+    lines = [f"{LAYER_TABLE_HEADER:<{width + 3}}  {'found':<{found_width}}"]
+    for row in rows:
+        text = f"{_MARKS[row.change]}  {row.expected_text:<{width}}  {row.found_text:<{found_width}}"
+        lines.append(f"{text}  <-- {row.note}" if not row.ok else text.rstrip())
     return "\n".join(lines)
 
 

@@ -10,7 +10,7 @@ between a floor and a target). Failure messages are the assertion's own message 
 `--assert=plain`), never the test's code, data or traceback.
 
 A test may also describe what it compared, for the feedback page (`CheckResult.details`), before it asserts:
-`credit.layer_table(rows)` (an architecture, expected vs found, position by position) or
+`credit.layer_table(rows)` (an architecture, expected vs found, aligned as a diff) or
 `credit.threshold(metric=..., measured=..., target=..., floor=...)` (a measured value against its target).
 
 Messages and details often quote the submission (a layer's name, an exception the student's code raised): they
@@ -39,16 +39,34 @@ class Credit:
     details: dict | None = None
 
     def layer_table(self, rows) -> None:
-        """Expected vs found layers: rows of (index, expected, found, ok), as `keras_checks.architecture_rows`."""
-        self.details = {"kind": "layers", "rows": [{"expected": plain_text(str(expected)),
-                                                    "found": plain_text(str(found)), "ok": bool(ok)}
-                                                   for _, expected, found, ok in rows]}
+        """Expected vs found layers, aligned as a diff: `keras_checks.architecture_rows`' rows (an extra layer is
+        one inserted row, a missing one a deleted row, a changed one marks the settings that differ), or plain
+        rows of (index, expected, found, ok)."""
+        self.details = {"kind": "layers", "rows": [_layer_row(row) for row in rows]}
 
     def threshold(self, *, metric: str, measured: float, target: float, floor: float | None = None) -> None:
         """A measured value (an accuracy, say) against the target that earns full points and the floor below
         which the check earns nothing."""
         self.details = {"kind": "threshold", "metric": plain_text(str(metric)), "measured": float(measured),
                         "target": float(target), "floor": None if floor is None else float(floor)}
+
+
+def _plain_json(value):
+    """`value` (JSON data) with every string made plain text: a row quotes the submission's layer classes."""
+    if isinstance(value, str):
+        return plain_text(value)
+    if isinstance(value, list | tuple):
+        return [_plain_json(item) for item in value]
+    if isinstance(value, dict):
+        return {plain_text(str(key)): _plain_json(item) for key, item in value.items()}
+    return value
+
+
+def _layer_row(row) -> dict:
+    if hasattr(row, "as_detail"):
+        return _plain_json(row.as_detail())
+    _, expected, found, ok = row
+    return {"expected": plain_text(str(expected)), "found": plain_text(str(found)), "ok": bool(ok)}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -213,17 +213,56 @@ def test_feedback_pages_load_in_headless_chromium(course):
 
 # ----------------------------------------------------------------------------------------------- small pieces
 
+def _diff_rows():
+    """An aligned architecture: a matched layer, a setting that differs, an extra layer, a missing one."""
+    from autograder.keras_checks import LayerDiffRow
+
+    return [LayerDiffRow("same", ("Embedding", ()), ("Embedding", ())),
+            LayerDiffRow("settings", ("LSTM", (("return_sequences", "False"),)),
+                         ("LSTM", (("return_sequences", "True"),)), ("return_sequences",)),
+            LayerDiffRow("extra", None, ("Dropout", (("rate", "0.1"),))),
+            LayerDiffRow("missing", ("RepeatVector", (("n", "4"),)), None),
+            LayerDiffRow("class", ("LSTM", (("return_sequences", "True"),)), ("GRU", (("return_sequences", "True"),)),
+                         ("class",))]
+
+
 def test_layer_table_is_read_from_the_architecture_message():
-    rows = [(1, "Embedding(input_dim=2)", "Embedding(input_dim=2, output_dim=8)", True),
-            (2, "LSTM(return_sequences=False)", "Dropout", False), (3, "(nothing)", "Dense(units=10)", False)]
+    rows = _diff_rows()
     check = CheckResult(name="Layers", cell="check_architecture", score=0, max_score=2, status="failed",
                         output="the layers differ from Embedding -> LSTM:\n" + architecture_message(rows))
     view = check_view(check)
     assert view.message == "the layers differ from Embedding -> LSTM"
-    assert [(r.position, r.expected, r.found, r.ok) for r in view.layers] == rows
+    assert [(r.expected, r.found, r.ok, r.change) for r in view.layers] == [
+        (r.expected_text, r.found_text, r.ok, r.change) for r in rows]
+    assert [r.note for r in view.layers] == ["", "return_sequences differs", "extra layer", "missing layer",
+                                             "GRU instead of LSTM"]
     page = render_feedback(SubmissionResult(student="s", assignment="seq2seq", score=0, max_score=2,
                                             status="graded", tests=(check,)))
-    assert page.count('<tr class="differs">') == 2 and "LSTM(return_sequences=False)" in page
+    assert page.count('<tr class="differs') == 4 and "LSTM(return_sequences=False)" in page
+
+
+def test_aligned_layer_table_marks_only_what_differs(tmp_path):
+    """Structured rows (what credit.layer_table writes to results.json): one inserted row for the extra layer, one
+    deleted row for the missing one, the same settings on both sides, and only the differing one marked."""
+    from autograder.pytest_plugin import Credit
+
+    credit = Credit()
+    credit.layer_table(_diff_rows())
+    details = json.loads(json.dumps(credit.details))  # as results.json holds it
+    check = CheckResult(name="Layers", cell="check_architecture", score=0, max_score=2, status="failed",
+                        output="the layers differ", details=details)
+    rows = check_view(check).layers
+    assert [(r.expected, r.found) for r in rows] == [
+        ("Embedding", "Embedding"), ("LSTM(return_sequences=False)", "LSTM(return_sequences=True)"),
+        ("", "Dropout(rate=0.1)"), ("RepeatVector(n=4)", ""),
+        ("LSTM(return_sequences=True)", "GRU(return_sequences=True)")]
+    assert [[p.text for p in r.found_parts if p.differs] for r in rows] == [[], ["return_sequences=True"], [], [],
+                                                                            ["GRU"]]
+    page = render_feedback(SubmissionResult(student="s", assignment="seq2seq", score=0, max_score=2,
+                                            status="graded", tests=(check,)))
+    assert page.count("<mark>") == 4  # return_sequences on both sides, GRU and the LSTM it replaced
+    assert "<mark>return_sequences=True</mark>" in page and "<mark>GRU</mark>" in page
+    assert "&lt;-- extra layer" in page and "&lt;-- missing layer" in page
 
 
 def test_threshold_is_read_from_the_graders_message():
@@ -263,7 +302,9 @@ def test_only_real_pngs_are_embedded(tmp_path):
 
 
 def test_structured_details_win_and_the_text_table_is_not_shown_twice():
-    rows = [(1, "Dense(units=4)", "Dense(units=8)", False)]
+    from autograder.keras_checks import LayerDiffRow
+
+    rows = [LayerDiffRow("settings", ("Dense", (("units", "4"),)), ("Dense", (("units", "8"),)), ("units",))]
     details = {"kind": "layers", "rows": [{"expected": "Dense(units=4)", "found": "Dense(units=8)", "ok": False}]}
     check = CheckResult(name="Layers", cell="c", score=0, max_score=1, status="failed", details=details,
                         output="the layers differ:\n" + architecture_message(rows))

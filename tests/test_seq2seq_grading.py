@@ -88,7 +88,7 @@ def test_extra_layer_loses_exactly_the_layer_order_points(graded):
     lost = {t.name.split(":")[0]: t.max_score - t.score for t in result.tests if t.score < t.max_score}
     assert result.score == 8, lost
     failed = [t for t in result.tests if t.score < t.max_score]
-    assert len(failed) == 1 and "Dropout" in failed[0].output and "<-- differs" in failed[0].output
+    assert len(failed) == 1 and "Dropout" in failed[0].output and "<-- extra layer" in failed[0].output
 
 
 def test_crash_scores_zero_with_the_error(graded):
@@ -187,4 +187,4 @@ def test_feedback_pages_show_scores_and_hide_the_graders(graded):
         assert not any(line in page for line in secret_lines), student
         assert "Traceback" not in page
     extra = (course.feedback / "extra_layer" / "seq2seq" / "seq2seq.html").read_text()
-    assert "Dropout" in extra and "&lt;-- differs" in extra
+    assert "Dropout" in extra and "&lt;-- extra layer" in extra and "<mark>" not in extra
