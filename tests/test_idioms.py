@@ -243,3 +243,123 @@ def test_seq2seq_table_in_one_batch(seq2seq_graded):
         result = seq2seq_graded[student]
         assert result.status == "graded" and set(lost_checks(result)) == breaks, (student, lost_checks(result))
         assert all(test.score == 0 for test in result.tests if test.name in breaks), student
+
+
+# -------------------------------------------------------------------------------------------- transfer_learning
+
+TL_WEIGHTS, TL_STEP, TL_HEAD, TL_INFERENCE, TL_ACCURACY = (
+    "The base inside the saved model is bit-identical to base_model.keras",
+    "One optimizer step on the saved model changes the new head and leaves the base as it is",
+    "Trainable parameters: only the new head's, Dense(4) on the base's 64 features",
+    "The base is called as a layer in inference mode: base_model(inputs, training=False)",
+    "Accuracy on hidden e-mails of the target domain, above a model trained from scratch")
+TL_STRUCTURE = {TL_WEIGHTS, TL_STEP, TL_HEAD, TL_INFERENCE}
+TL_FREEZING = {TL_WEIGHTS, TL_STEP, TL_HEAD}  # a base that training can change fails all three ways of looking
+_TL_FUNCTIONAL = '''    inputs = keras.Input(shape=(SENTENCE_LENGTH,), dtype="int32", name="tokens")
+    x = base_model(inputs, training=False)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(N_MAGAZINES, activation="softmax", name="magazine")(x)
+    model = keras.Model(inputs, outputs, name="transfer_model")
+'''
+_TL_SEQUENTIAL = '''    model = keras.Sequential([keras.Input(shape=(SENTENCE_LENGTH,), dtype="int32"), base_model,
+                              layers.Dropout(dropout), layers.Dense(N_MAGAZINES, activation="softmax")])
+'''
+_TL_FREEZE = "    base_model.trainable = False\n"
+
+TL_IDIOMS: dict[str, list[Edit]] = {
+    "layers_input": [("build_transfer_model", "keras.Input(", "layers.Input(")],
+    "freeze_each_layer": [("load_frozen_base", _TL_FREEZE,
+                           "    for layer in base_model.layers:\n        layer.trainable = False\n")],
+    "free_settings": [("build_transfer_model", "dropout=0.2", "dropout=0.3")],
+    "more_epochs": [(None, "epochs=20,", "epochs=30,")],
+}
+TL_MISTAKES: dict[str, tuple[list[Edit], set[str]]] = {
+    # Fine-tuning the whole base on 120 e-mails also costs accuracy points (partly: see test_transfer_learning.py).
+    "not_frozen": ([("load_frozen_base", _TL_FREEZE, "")], TL_FREEZING | {TL_ACCURACY}),
+    "partly_frozen": ([("load_frozen_base", _TL_FREEZE,
+                        "    for layer in base_model.layers[:2]:  # the input and the embedding only\n"
+                        "        layer.trainable = False\n")], TL_FREEZING | {TL_ACCURACY}),
+    "no_inference_mode": ([("build_transfer_model", "base_model(inputs, training=False)", "base_model(inputs)")],
+                          {TL_INFERENCE}),
+    "sequential": ([("build_transfer_model", _TL_FUNCTIONAL, _TL_SEQUENTIAL)], {TL_INFERENCE}),
+    "bigger_head": ([("build_transfer_model", "    outputs = layers.Dense(N_MAGAZINES",
+                      '    x = layers.Dense(32, activation="relu")(x)\n    outputs = layers.Dense(N_MAGAZINES')],
+                    {TL_HEAD}),
+    # A base built afresh instead of loaded is frozen, but knows nothing: its weights and the accuracy fail.
+    "rebuilt_base": ([("load_frozen_base", "keras.saving.load_model(path)", "build_base()")],
+                     {TL_WEIGHTS, TL_ACCURACY}),
+}
+TL_PUBLIC_FAILS = {"not_frozen", "partly_frozen", "no_inference_mode", "sequential", "bigger_head"}  # check_new_model
+TL_ACCURACY_PARTLY = {"not_frozen", "partly_frozen"}  # lose some of the accuracy points, not all
+
+
+def _transfer_fixtures(notebook, workdir: Path, *, public_fails: bool) -> dict:
+    import shutil
+
+    import keras
+
+    from autograder.keras_checks import find_nested_model, inspect_keras_archive, load_model
+    from autograder.transfer_data import domain_emails
+
+    base_file = REPO / "solutions" / "transfer_learning" / "base_model.keras"
+    shutil.copy2(base_file, workdir / "base_model.keras")
+    namespace = run_cells(notebook, ["setup", "load_frozen_base", "build_transfer_model", "make_model"], {}, workdir)
+    if public_fails:
+        with pytest.raises(AssertionError):
+            run_cells(notebook, ["check_new_model"], namespace, workdir)
+    else:
+        run_cells(notebook, ["check_new_model"], namespace, workdir)
+    namespace["model"].save(workdir / "transfer_model.keras")
+    saved = workdir / "transfer_model.keras"
+    model = load_model(saved)
+    released = keras.saving.load_model(base_file, compile=False, safe_mode=True)
+    return {"model": model, "config": inspect_keras_archive(saved), "fresh_model": load_model(saved),
+            "released_base": released, "base": find_nested_model(model, released),
+            "hidden_emails": domain_emails(200, seed=91)}
+
+
+@pytest.mark.parametrize("student", ["reference", *(s for s in TL_IDIOMS if s != "more_epochs")])
+def test_transfer_idiom_passes_every_public_check_and_every_structure_check(student, tmp_path):
+    notebook = edited(reference("transfer_learning"), TL_IDIOMS.get(student, []))
+    fixtures = _transfer_fixtures(notebook, tmp_path, public_fails=False)
+    assert run_checks("transfer_learning", TL_STRUCTURE, **fixtures) == dict.fromkeys(TL_STRUCTURE, "")
+
+
+@pytest.mark.parametrize("student", list(TL_MISTAKES))
+def test_transfer_mistake_breaks_exactly_its_structure_checks(student, tmp_path):
+    edits, breaks = TL_MISTAKES[student]
+    notebook = edited(reference("transfer_learning"), edits)
+    fixtures = _transfer_fixtures(notebook, tmp_path, public_fails=student in TL_PUBLIC_FAILS)
+    if student in {"not_frozen", "partly_frozen"}:  # untrained here: train one step so that the base changes
+        import numpy as np
+
+        from autograder.keras_checks import find_nested_model, load_model, one_sgd_step
+
+        emails = fixtures["hidden_emails"]
+        one_sgd_step(fixtures["model"], emails.x[:64], np.eye(4, dtype="float32")[emails.y[:64]])
+        fixtures["model"].save(tmp_path / "trained.keras")
+        fixtures["model"] = load_model(tmp_path / "trained.keras")
+        fixtures["fresh_model"] = load_model(tmp_path / "trained.keras")
+        fixtures["base"] = find_nested_model(fixtures["model"], fixtures["released_base"])
+    outcome = run_checks("transfer_learning", TL_STRUCTURE, **fixtures)
+    assert {name for name, message in outcome.items() if message} == breaks - {TL_ACCURACY}, outcome
+
+
+@pytest.fixture(scope="module")
+def transfer_graded(tmp_path_factory):
+    return grade_table(tmp_path_factory, "transfer_learning",
+                       {**TL_IDIOMS, **{student: edits for student, (edits, _) in TL_MISTAKES.items()}})
+
+
+@pytest.mark.slow
+def test_transfer_table_in_one_batch(transfer_graded):
+    reference_result = transfer_graded["reference"]
+    assert reference_result.score == reference_result.max_score == 10, lost_checks(reference_result)
+    for student in TL_IDIOMS:
+        result = transfer_graded[student]
+        assert (result.score, lost_checks(result), result.reason) == (10, {}, ""), student
+    for student, (_, breaks) in TL_MISTAKES.items():
+        result = transfer_graded[student]
+        assert result.status == "graded" and set(lost_checks(result)) == breaks, (student, lost_checks(result))
+        assert all(test.score == 0 for test in result.tests
+                   if test.name in breaks and not (test.name == TL_ACCURACY and student in TL_ACCURACY_PARTLY))
