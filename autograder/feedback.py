@@ -357,6 +357,26 @@ def write_feedback(course: Course, results: list[SubmissionResult], notebook_nam
         late = penalty(policy, found, result.score) if found else None
         figures = submission_figures(course.autograded / result.student / result.assignment / "artifacts")
         target.write_text(render_feedback(result, late=late, figures=figures))
+        copy_exchange_receipts(course, result.student, result.assignment)
         written.append(target)
     return written
 
+
+EXCHANGE_RECEIPTS = ("timestamp.txt", "submission_secret.txt")  # what nbgrader's release_feedback reads
+MAX_RECEIPT_BYTES = 4096
+
+
+def copy_exchange_receipts(course: Course, student: str, assignment: str) -> list[Path]:
+    """Copy nbgrader's receipts of a submission (timestamp.txt, submission_secret.txt) from submitted/ beside its
+    feedback page, as nbgrader's generate_feedback does: `nbgrader release_feedback` reads both from
+    feedback/<student>/<assignment>/ to name the page it hands out (a hash of the secret and the notebook id), and
+    without them it fails. Absent receipts (an LMS collect writes no secret) are no error."""
+    copied = []
+    source, target = course.submitted / student / assignment, course.feedback / student / assignment
+    for name in EXCHANGE_RECEIPTS:
+        path = source / name
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_RECEIPT_BYTES:
+            continue
+        (target / name).write_bytes(path.read_bytes())
+        copied.append(target / name)
+    return copied
