@@ -173,8 +173,10 @@ def course_report(results: Sequence[SubmissionResult]) -> CourseReport:
                         checks=checks_frame(results), submissions=submissions_frame(results))
 
 
-def render_report(report: CourseReport, *, title: str = "Course report") -> str:
-    """The report page: summary tables and the four plots (no plots when nothing was graded)."""
+def render_report(report: CourseReport, *, title: str = "Course report",
+                  similarity: Sequence[tuple[str, str]] = ()) -> str:
+    """The report page: summary tables and the four plots (no plots when nothing was graded), and links to the
+    similarity reports `similarity` ((assignment, relative link) pairs, see `dlgrade similarity`)."""
     figures = []
     if not report.submissions.empty:
         figures = [score_distribution(report.submissions), status_chart(report.statuses)]
@@ -184,7 +186,7 @@ def render_report(report: CourseReport, *, title: str = "Course report") -> str:
     return environment().get_template("report.html.j2").render(
         title=title, summary=report.summary.to_dict("records"),
         statuses=report.statuses.reset_index().to_dict("records"), checks=report.checks.to_dict("records"),
-        figures=figures, status_names=STATUSES)
+        figures=figures, status_names=STATUSES, similarity=list(similarity))
 
 
 def load_course_results(course: Course, assignments: Sequence[str] = ()) -> list[SubmissionResult]:
@@ -199,5 +201,18 @@ def write_report(course: Course, output: Path, *, assignments: Sequence[str] = (
     """Write the course report to `output` (HTML) and return its statistics."""
     report = course_report(load_course_results(course, assignments))
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render_report(report, title=f"Course report: {course.root.name}"))
+    output.write_text(render_report(report, title=f"Course report: {course.root.name}",
+                                    similarity=similarity_links(course, output.parent)))
     return report
+
+
+def similarity_links(course: Course, start: Path) -> list[tuple[str, str]]:
+    """(assignment, link relative to `start`) of every similarity report the course has (`dlgrade similarity`)."""
+    import os
+
+    from autograder.similarity import REPORT_DIR
+
+    found = sorted((course.root / REPORT_DIR).glob("*.html"))
+    order = course_order(path.stem for path in found)
+    by_name = {path.stem: path for path in found}
+    return [(name, Path(os.path.relpath(by_name[name], start.resolve())).as_posix()) for name in order]
