@@ -191,27 +191,63 @@ def results_table(results) -> str:
 
 @main.command()
 @click.argument("assignment")
+@click.option("--bundle", "bundle_lms", type=click.Choice(["moodle", "canvas", "ilias"]), default=None,
+              help="Also pack the pages for this LMS's bulk feedback upload (-o FILE.zip) and write its grade "
+                   "import file beside the zip, late penalty applied.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The feedback zip to write (with --bundle).")
+@click.option("--grade-column", default=None,
+              help="With --bundle canvas: the heading of the assignment's column, as Canvas names it, e.g. "
+                   "'Seq2seq (12345)'. Default: the assignment's name.")
 @course_dir_option
 @json_option
-def feedback(assignment: str, course_dir: Path | None, as_json: bool) -> None:
+def feedback(assignment: str, bundle_lms: str | None, output: Path | None, grade_column: str | None,
+             course_dir: Path | None, as_json: bool) -> None:
     """Write an HTML feedback page per graded student: feedback/<student>/ASSIGNMENT/<notebook>.html.
 
     Each page shows the score and status, every check with its points and message (layer tables, measured
     values against their targets), the late penalty of the course's policy ([late] in dlgrade.toml), the
     student's training curves (history.json) and images (an attention heatmap); never hidden test code or data.
+    nbgrader's receipts (timestamp.txt, submission_secret.txt) are copied beside each page, so that
+    `nbgrader release_feedback` hands the pages out through the exchange.
 
-    Example: dlgrade feedback seq2seq
+    With --bundle, the pages of the students collected from that LMS (dlgrade collect) are packed as its bulk
+    feedback upload wants them, and its grade file is written beside: FILE-grades.csv (Moodle's grading
+    worksheet, Canvas's gradebook import) or status.xlsx and status.csv (ILIAS).
+
+    \b
+    Examples:
+      dlgrade feedback seq2seq
+      dlgrade feedback seq2seq --bundle moodle -o moodle-feedback.zip
     """
     from autograder.feedback import write_feedback
     from autograder.pipeline import load_results
 
+    if bundle_lms and output is None:
+        raise click.UsageError("--bundle needs -o FILE.zip")
     course = _course(course_dir)
     config = course.config(assignment)
     written = write_feedback(course, load_results(course, assignment), config.notebook_name)
+    if not bundle_lms:
+        if as_json:
+            click.echo(json.dumps([str(path) for path in written], indent=2))
+        else:
+            click.echo(f"wrote {len(written)} feedback page(s) to {course.feedback}")
+        return
+    from dataclasses import asdict
+
+    from autograder.bundle import write_bundle
+
+    report = write_bundle(course=course, assignment=assignment, lms=bundle_lms, output=output,
+                          grade_column=grade_column)
     if as_json:
-        click.echo(json.dumps([str(path) for path in written], indent=2))
-    else:
-        click.echo(f"wrote {len(written)} feedback page(s) to {course.feedback}")
+        click.echo(json.dumps({"pages": [str(path) for path in written], **asdict(report)}, indent=2, default=str))
+        return
+    click.echo(_table(["student", "action", "score", "in the zip / reason"],
+                      [[row.student, row.action, f"{row.score:g}/{row.max_score:g}" if row.action == "packed" else "",
+                        row.entry or row.reason] for row in report.rows]))
+    click.echo(f"wrote {report.count('packed')} page(s) to {report.archive}; grades: "
+               f"{', '.join(str(path) for path in report.grades)}")
 
 
 EXPORT_FORMATS = ("csv", "wide-csv", "xlsx", "canvas", "moodle", "gradescope")  # autograder.export.FORMATS
@@ -331,3 +367,127 @@ def checkpoint(build_tiny: Path | None, course_dir: Path | None, as_json: bool) 
         click.echo(json.dumps(summary, indent=2))
     else:
         click.echo("\n".join(f"{key}: {value}" for key, value in summary.items()))
+
+
+# ------------------------------------------------------------- the course's round trip through an LMS (issue 13)
+
+LMS_CHOICE = click.Choice(["moodle", "canvas", "ilias"], case_sensitive=False)
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    """A plain text table; every cell stripped of control characters (names and file names come from a zip)."""
+    cells = [[" ".join(plain_text(str(cell)).split()) for cell in row] for row in [headers, *rows]]
+    widths = [min(max(len(row[i]) for row in cells), 48) for i in range(len(headers) - 1)]
+    return "\n".join("  ".join([*(row[i][:48].ljust(widths[i]) for i in range(len(widths))), row[-1]])
+                     for row in cells)
+
+
+@main.group()
+def roster() -> None:
+    """The course's students, from the LMS's participant list (each subcommand takes --course-dir).
+
+    Example: dlgrade roster import participants.csv --lms moodle
+    """
+
+
+@roster.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--lms", required=True, type=LMS_CHOICE,
+              help="Whose export FILE is: Moodle's participants or grades export, Canvas's gradebook export, "
+                   "ILIAS's member export or status file (CSV or XLSX).")
+@course_dir_option
+@json_option
+def roster_import(file: Path, lms: str, course_dir: Path | None, as_json: bool) -> None:
+    """Import the participant list FILE into nbgrader's gradebook students (names, e-mail, LMS user id).
+
+    Idempotent: importing it again changes nothing and says so. Each row is reported: added, updated,
+    unchanged or skipped (with the reason).
+
+    Example: dlgrade roster import participants.csv --lms moodle
+    """
+    from dataclasses import asdict
+
+    from autograder.roster import import_roster
+
+    report = import_roster(course=_course(course_dir), path=file, lms=lms.lower())
+    if as_json:
+        click.echo(json.dumps(asdict(report), indent=2))
+        return
+    click.echo(_table(["line", "student", "action", "name", "LMS user id", "note"],
+                      [[str(r.line), r.student, r.action, f"{r.first_name} {r.last_name}".strip(), r.lms_user_id,
+                        r.reason] for r in report.rows]))
+    click.echo(f"{report.count('added')} added, {report.count('updated')} updated, {report.count('unchanged')} "
+               f"unchanged, {report.count('skipped')} skipped")
+
+
+@main.command()
+@click.argument("assignment")
+@click.argument("archive", metavar="ZIP", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--lms", required=True, type=LMS_CHOICE, help="The LMS whose 'download all submissions' ZIP is.")
+@click.option("--force", is_flag=True, help="Replace submissions collected before.")
+@click.option("--timezone", default="UTC", show_default=True,
+              help="The LMS server's time zone (IANA name), in which ILIAS writes submission times into its zip.")
+@course_dir_option
+@json_option
+def collect(assignment: str, archive: Path, lms: str, force: bool, timezone: str, course_dir: Path | None,
+            as_json: bool) -> None:
+    """Collect the LMS's download-all ZIP into submitted/<student>/ASSIGNMENT/ (and timestamp.txt where the LMS
+    writes submission times), matching file names to the roster by the identifiers the LMS writes.
+
+    Every member of the zip is reported with what became of it: collected, renamed, superseded (an older or
+    other file of the same student), ignored (not a notebook), unmatched, not on roster, ambiguous, kept
+    (collected before; --force replaces). An unsafe zip (.. or absolute names, links, a decompression bomb,
+    names that are not UTF-8, huge members) is refused whole, and a collect that fails leaves submitted/ as it
+    was.
+
+    Example: dlgrade collect seq2seq submissions.zip --lms canvas
+    """
+    from dataclasses import asdict
+
+    from autograder.collect import collect as collect_archive
+
+    report = collect_archive(course=_course(course_dir), assignment=assignment, archive=archive, lms=lms.lower(),
+                             force=force, timezone=timezone)
+    if as_json:
+        click.echo(json.dumps(asdict(report), indent=2))
+        return
+    click.echo(_table(["member", "student", "action", "reason"],
+                      [[r.member, r.student, r.action + (" (late)" if r.late else ""), r.reason]
+                       for r in report.rows]))
+    counts = ", ".join(f"{report.count(action)} {action}" for action in
+                       ("collected", "renamed", "superseded", "ignored", "unmatched", "not on roster", "ambiguous",
+                        "kept") if report.count(action))
+    click.echo(f"{len(report.collected)} submission(s) collected into submitted/ ({counts or 'empty zip'})")
+
+
+@main.command()
+@click.argument("assignment")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Flag a pair when this share of one side's solution code is found in the other.")
+@click.option("--min-tokens", type=click.IntRange(1), default=40, show_default=True,
+              help="...and the copied code is at least this many tokens long.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The HTML report. Default: similarity/ASSIGNMENT.html in the course root (the course report "
+                   "links it).")
+@course_dir_option
+@json_option
+def similarity(assignment: str, threshold: float, min_tokens: int, output: Path | None, course_dir: Path | None,
+               as_json: bool) -> None:
+    """Find copied work: compare the solution code of every pair of ASSIGNMENT's submissions (winnowing
+    fingerprints, copydetect; the release's own code never counts) and write an HTML report of the pairs above
+    the threshold, the matching regions side by side. Changes no grade.
+
+    Example: dlgrade similarity seq2seq --threshold 0.6
+    """
+    from autograder.similarity import write_similarity
+
+    report = write_similarity(course=_course(course_dir), assignment=assignment, threshold=threshold,
+                              min_tokens=min_tokens, output=output)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    click.echo(_table(["first", "second", "of first", "of second", "copied tokens"],
+                      [[p.first, p.second, f"{p.first_share:.0%}", f"{p.second_share:.0%}", str(p.copied_tokens)]
+                       for p in report.pairs]))
+    click.echo(f"{len(report.pairs)} pair(s) above {threshold:.0%} among {len(report.students)} submission(s); "
+               f"report: {report.report}")
