@@ -23,11 +23,13 @@ sandbox-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq bubblewrap; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq bubblewrap; fi; }
 
-# What only the tests need: Debian's chromium renders the feedback pages headless.
+# What only the tests need: Debian's chromium renders the feedback pages headless; two Unix accounts (an
+# instructor, a student) hand work through nbgrader's exchange in tests/test_exchange.py.
 test-deps:
 	@command -v chromium >/dev/null 2>&1 || { echo "==> installing chromium (headless, for the feedback page tests)"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
+	bash .ci/exchange-accounts
 
 demo: install
 	$(BIN)/python -m autograder.demo
