@@ -89,6 +89,13 @@ HUB_EXAMPLES = (
     Example("millions", "reports parameters in millions (1.2): loses the 1 point of the parameter check",
             lambda reference, release: _replace_in(reference, "facts", "int(backbone.count_params())",
                                                    "round(backbone.count_params() / 1e6, 1)")),
+    Example("weight_arrays", "counts weight arrays, len(backbone.weights): loses the 1 point of the parameter check",
+            lambda reference, release: _replace_in(reference, "facts", "int(backbone.count_params())",
+                                                   "len(backbone.weights)")),
+    Example("cls_and_sep", "keeps [CLS] and [SEP] in the transformers tokens: loses 1 point of the transformers check",
+            lambda reference, release: _replace_in(
+                reference, "hf_facts", "hf_tokenizer.tokenize(SENTENCE)",
+                'hf_tokenizer.convert_ids_to_tokens(hf_tokenizer(SENTENCE)["input_ids"])')),
 )
 
 TRANSFER_EXAMPLES = (

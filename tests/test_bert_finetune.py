@@ -116,6 +116,8 @@ MISTAKES = {
     # froze the whole backbone: only the head learns, which cannot read reviews; two epochs show it
     "frozen_backbone": ("        classifier.backbone.get_layer(name).trainable = False",
                         "        classifier.backbone.trainable = False", 2),
+    # a third class that no label ever asks for: the output check fails, the accuracy does not
+    "three_classes": ("num_classes=2", "num_classes=3", None),
 }
 LOSES = {  # student -> {check name: points lost}
     "short_sequences": {"The saved preprocessor's sequence length": 1,
@@ -123,6 +125,7 @@ LOSES = {  # student -> {check name: points lost}
     "unfrozen": {"The embeddings are the checkpoint's, bit for bit (frozen during fine-tuning)": 1},
     "frozen_backbone": {"Only the embeddings are frozen: the transformer layers were fine-tuned": 1,
                         "Accuracy on hidden reviews": 4},
+    "three_classes": {"Two outputs per review": 1},
 }
 
 

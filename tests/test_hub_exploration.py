@@ -1,5 +1,6 @@
 """hub_exploration end to end: the autograded facts about the course's checkpoint (the tiny BERT built by the
-project), each realistic mistake losing exactly its check, and the written answers left to formgrader."""
+project), read with keras-hub and with Hugging Face transformers (offline, no PyTorch), each realistic mistake
+losing exactly its check, and the written answers left to formgrader."""
 
 from __future__ import annotations
 
@@ -26,19 +27,22 @@ def _lost(result) -> dict[str, float]:
 
 def test_reference_earns_the_autograded_points_and_waits_for_hand_grading(graded):
     reference = graded[1]["reference"]
-    assert (reference.score, reference.max_score, reference.status) == (5, 5, "graded"), reference.tests
+    assert (reference.score, reference.max_score, reference.status) == (7, 7, "graded"), reference.tests
     assert reference.needs_manual_grade and reference.unanswered == ()
 
 
 def test_blank_earns_zero_and_its_answers_count_as_no_response(graded):
     blank = graded[1]["blank"]
     assert blank.score == 0 and "NotImplementedError" in blank.reason
-    assert set(blank.unanswered) == {"q1_answer", "q2_answer", "q3_answer"} and not blank.needs_manual_grade
+    assert set(blank.unanswered) == {"q1_answer", "q2_answer", "q3_answer", "q4_answer"}
+    assert not blank.needs_manual_grade
 
 
 @pytest.mark.parametrize(("student", "lost"), [("keras_layers", {"check_layers": 1}),
                                                ("whitespace_tokens", {"check_tokens": 2}),
-                                               ("millions", {"check_parameters": 1})])
+                                               ("millions", {"check_parameters": 1}),
+                                               ("weight_arrays", {"check_parameters": 1}),
+                                               ("cls_and_sep", {"check_transformers": 1})])
 def test_each_mistake_loses_exactly_its_check(graded, student, lost):
     result = graded[1][student]
     assert _lost(result) == lost, [(t.cell, t.output) for t in result.tests]
@@ -52,6 +56,6 @@ def test_gradebook_leaves_written_answers_to_formgrader(graded):
         reference = gradebook.find_submission("hub_exploration", "reference")
         blank = gradebook.find_submission("hub_exploration", "blank")
         assert reference.needs_manual_grade and not blank.needs_manual_grade
-        assert (reference.code_score, blank.code_score) == (5, 0)
+        assert (reference.code_score, blank.code_score) == (7, 0)
         comment = gradebook.find_comment("q1_answer", "hub_exploration", "hub_exploration", "blank")
         assert comment.auto_comment == "No response."
