@@ -452,3 +452,16 @@ def test_records_survive_as_json(tmp_path):
         ("leeann_501_9001_tiny.ipynb", right, None)]), lms="canvas")
     data = json.loads((course.root / ".dlgrade" / "lms" / "tiny.json").read_text())
     assert data["s1001"]["key"] == "501" and data["s1001"]["file_id"] == "9001"
+
+
+def test_a_later_export_never_splits_a_student(tmp_path):
+    """Recognised by the LMS user id: a changed student number or login in a later export updates, never adds."""
+    course = _course(tmp_path / "course", release=False)
+    (tmp_path / "gradebook.csv").write_text(CANVAS_GRADEBOOK)
+    import_roster(course=course, path=tmp_path / "gradebook.csv", lms="canvas")
+    later = CANVAS_GRADEBOOK.replace('"Lee, Ann",501,s1001,alee', '"Lee-Park, Ann",501,s9001,apark')
+    (tmp_path / "later.csv").write_text(later)
+    report = import_roster(course=course, path=tmp_path / "later.csv", lms="canvas")
+    assert [(r.student, r.action, r.reason) for r in report.rows if r.action == "updated"] == [
+        ("s1001", "updated", "changed: last_name")]
+    assert len(roster(course)) == 4
