@@ -222,7 +222,7 @@ def architecture_message(rows: list[LayerDiffRow]) -> str:
     row that differs, what differs."""
     width = max([len("expected"), *(len(row.expected_text) for row in rows)])
     found_width = max([len("found"), *(len(row.found_text) for row in rows)])
-    lines = [f"{LAYER_TABLE_HEADER:<{width + 3}}  {'found':<{found_width}}"]
+    lines = [f"{LAYER_TABLE_HEADER:<{width + 3}}  found"]
     for row in rows:
         text = f"{_MARKS[row.change]}  {row.expected_text:<{width}}  {row.found_text:<{found_width}}"
         lines.append(f"{text}  <-- {row.note}" if not row.ok else text.rstrip())

@@ -265,6 +265,26 @@ def test_aligned_layer_table_marks_only_what_differs(tmp_path):
     assert "&lt;-- extra layer" in page and "&lt;-- missing layer" in page
 
 
+def test_aligned_layer_table_in_headless_chromium(tmp_path):
+    """The aligned table as a browser shows it: one row per expected or found layer, the marks where they differ."""
+    from autograder.pytest_plugin import Credit
+
+    credit = Credit()
+    credit.layer_table(_diff_rows())
+    check = CheckResult(name="Layers", cell="check_architecture", score=0, max_score=2, status="failed",
+                        output="the layers differ", details=json.loads(json.dumps(credit.details)))
+    page = tmp_path / "page.html"
+    page.write_text(render_feedback(SubmissionResult(student="s", assignment="seq2seq", score=0, max_score=2,
+                                                     status="graded", tests=(check,))))
+    dom = _rendered_dom(page)
+    table = dom[dom.index('class="compare layers"'):]
+    table = table[:table.index("</table>")]
+    assert table.count("<tr") == 1 + len(_diff_rows())  # the header, then one row per aligned pair
+    assert re.findall(r"<mark>([^<]*)</mark>", table) == ["return_sequences=False", "return_sequences=True", "LSTM",
+                                                          "GRU"]
+    assert 'class="differs extra"' in table and 'class="differs missing"' in table
+
+
 def test_threshold_is_read_from_the_graders_message():
     found = parse_threshold("exact-sequence accuracy 0.120 on 1024 hidden numbers (target 0.15, partial credit "
                             "from 0.05)")
