@@ -7,8 +7,10 @@ submission time goes to timestamp.txt. What `zip_collect` leaves to the instruct
 rule, and every member of the zip is reported with what became of it:
 
 1. A name that does not follow the LMS's scheme: "unmatched", not collected.
-2. An identifier that is not on the roster (`dlgrade roster import`): "not on roster"; a Moodle name that fits two
-   roster students: "ambiguous"; neither is collected.
+2. Owners are found by the LMS user id (Canvas, ILIAS); roster students without one (a list that had none) by
+   their login (ILIAS) or by the name the LMS wrote; Moodle, whose participant id is per assignment, by name. An
+   owner not on the roster (`dlgrade roster import`): "not on roster"; a name or login that fits two roster
+   students: "ambiguous"; neither is collected.
 3. Of a student's notebooks, the one named like the release (`<assignment>.ipynb`, once the LMS's suffix for a
    second file of the same name is removed) wins; among several such (or, when none is so named, among all),
    the newest by the LMS's submission time (ILIAS), else the LMS's latest copy (`-2` over `-1` on Canvas,
@@ -201,23 +203,30 @@ def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> 
 # ------------------------------------------------------------------------------------------------- the rules
 
 def _owner(fmt: LmsFormat, entry: LmsEntry, students: tuple[RosterStudent, ...]) -> tuple[str, str, str]:
-    """(student id or "", action when none, reason): who on the roster `entry` belongs to."""
+    """(student id or "", action, reason): who on the roster `entry` belongs to (rule 2).
+
+    By the LMS user id (Canvas, ILIAS); a roster student who has no LMS user id (imported from a list without
+    one) by the login (ILIAS), else by the name the LMS wrote (accents, case and punctuation ignored, first-last
+    or last-first). Moodle's participant id is per assignment and never on a roster: Moodle folders are matched
+    by name. A student who has an LMS user id is matched by it alone, so a namesake is never taken for them.
+    On a match, action is "" and reason says how, when not by id."""
+    tries = []
     if fmt.match_by == "lms_user_id":
-        found = [s for s in students if s.lms_user_id == entry.key]
-        how = f"{fmt.title} user id {entry.key}"
-        if not found and entry.login:  # an ILIAS roster without user ids still has the login
-            found = [s for s in students if s.id == safe_id(entry.login)]
-            how = f"login {entry.login!r}"
-    else:  # Moodle's participant id is per assignment: the name it writes is what meets the roster
-        wanted = name_key(entry.name)
-        found = [s for s in students if wanted and wanted in (name_key(s.first_name + s.last_name),
-                                                              name_key(s.last_name + s.first_name))]
-        how = f"name {entry.name!r}"
-    if len(found) == 1:
-        return found[0].id, "", ""
-    if found:
-        return "", "ambiguous", f"{how} fits {', '.join(s.id for s in found)}; not collected"
-    return "", "not on roster", f"{how} is not in the gradebook (dlgrade roster import, then collect again)"
+        tries.append((f"{fmt.title} user id {entry.key}", "", [s for s in students if s.lms_user_id == entry.key]))
+    unkeyed = [s for s in students if not s.lms_user_id] if fmt.match_by == "lms_user_id" else list(students)
+    if entry.login:
+        tries.append((f"login {entry.login!r}", "matched by login",
+                      [s for s in unkeyed if s.id == safe_id(entry.login)]))
+    wanted = name_key(entry.name)
+    tries.append((f"name {entry.name!r}", "matched by name" if fmt.match_by == "lms_user_id" else "",
+                  [s for s in unkeyed if wanted and wanted in (name_key(s.first_name + s.last_name),
+                                                               name_key(s.last_name + s.first_name))]))
+    for how, note, found in tries:
+        if len(found) == 1:
+            return found[0].id, "", note
+        if found:
+            return "", "ambiguous", f"{how} fits {', '.join(s.id for s in found)}; not collected"
+    return "", "not on roster", f"{tries[0][0]} is not in the gradebook (dlgrade roster import, then collect again)"
 
 
 def _copy_number(fmt: LmsFormat, filename: str) -> int:
@@ -297,6 +306,7 @@ def collect(*, course: Course, assignment: str, archive: Path, lms: str, force: 
                           f"(dlgrade roster import FILE --lms {fmt.name})")
     rows: list[CollectRow] = []
     notebooks: dict[str, list[tuple[LmsEntry, zipfile.ZipInfo]]] = defaultdict(list)
+    notes: dict[str, str] = {}  # how a student was matched, when not by the LMS user id
     for name, info in members:
         entry = parse_member(fmt, name)
         if entry is None:
@@ -304,6 +314,8 @@ def collect(*, course: Course, assignment: str, archive: Path, lms: str, force: 
                                    reason=f"the name does not follow {fmt.title}'s scheme"))
             continue
         student, action, reason = _owner(fmt, entry, students)
+        if student and reason:
+            notes[student] = reason
         if not student:
             rows.append(CollectRow(member=name, student="", action=action, reason=reason, late=entry.late))
         elif not entry.filename.endswith(".ipynb"):
@@ -325,7 +337,8 @@ def collect(*, course: Course, assignment: str, archive: Path, lms: str, force: 
         chosen[student] = winner
         entry = winner[0]
         renamed = undecorated(fmt, entry.filename) != notebook
-        reasons = [f"renamed from {entry.filename}"] if renamed else []
+        reasons = [notes[student]] if student in notes else []
+        reasons += [f"renamed from {entry.filename}"] if renamed else []
         reasons += [why] if why else []
         reasons += ["replaces the earlier collect"] if existing.exists() else []
         rows.append(CollectRow(member=entry.member, student=student, action="renamed" if renamed else "collected",

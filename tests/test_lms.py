@@ -465,3 +465,22 @@ def test_a_later_export_never_splits_a_student(tmp_path):
     assert [(r.student, r.action, r.reason) for r in report.rows if r.action == "updated"] == [
         ("s1001", "updated", "changed: last_name")]
     assert len(roster(course)) == 4
+
+
+def test_a_roster_without_lms_ids_is_matched_by_login_or_name(tmp_path):
+    """An ILIAS member list without user ids: the download's login (or, failing that, the name) finds the owner;
+    a student who has a user id is never taken for a namesake."""
+    course = _course(tmp_path / "course", release=False)
+    right, _ = _notebooks(course)
+    (tmp_path / "members.csv").write_text("Login;Firstname;Lastname;E-Mail\nalee;Ann;Lee;ann@uni.example\n"
+                                          "bstone;Bob;Stone;bob@uni.example\n")
+    import_roster(course=course, path=tmp_path / "members.csv", lms="ilias")
+    (tmp_path / "keyed.csv").write_text("Login,Firstname,Lastname,usr_id\ncoak,Cleo,Oak,700\n")
+    import_roster(course=course, path=tmp_path / "keyed.csv", lms="ilias")
+    report = collect(course=course, assignment="tiny", lms="ilias", archive=_zip(tmp_path / "i.zip", [
+        ("Lee_Ann_alee_312/tiny.ipynb", right, None), ("Stone_Bob_bob.s_313/tiny.ipynb", right, None),
+        ("Oak_Cleo_coak2_701/tiny.ipynb", right, None)]))
+    rows = {row.member.split("/")[0]: (row.student, row.action, row.reason) for row in report.rows}
+    assert rows["Lee_Ann_alee_312"] == ("alee", "collected", "matched by login")
+    assert rows["Stone_Bob_bob.s_313"] == ("bstone", "collected", "matched by name")
+    assert rows["Oak_Cleo_coak2_701"][:2] == ("", "not on roster"), "Cleo has user id 700, not 701"
