@@ -188,6 +188,49 @@ MISTAKES = {  # student -> (edits, the one check it breaks)
 }
 
 
+IDIOMS = {  # student -> edits: correct answers written another way; each earns what the reference earns
+    "biases_everywhere": [("attention_layer", "layers.Dense(units, use_bias=False)", "layers.Dense(units)"),
+                          ("attention_layer", "layers.Dense(1, use_bias=False)", "layers.Dense(1)")],
+    "no_biases": [("attention_layer", "self.w_key = layers.Dense(units)",
+                   "self.w_key = layers.Dense(units, use_bias=False)")],
+    "layers_input": [("build_models", "keras.Input(", "layers.Input(")],
+    "einsum": [("scaled_dot_product_attention", "ops.matmul(query, ops.swapaxes(key, -1, -2))",
+                'ops.einsum("bqd,bkd->bqk", query, key)')],
+}
+MISTAKES["padding_ignored"] = ([("attention_layer", "if padding_mask is not None:", "if False:  # padding: later")],
+                               LAYER_PADDING)
+
+
+def _definitions(notebook, inputs) -> dict:
+    """The three graded definitions of `notebook`, defined as the probe sandbox defines them."""
+    from tests.test_idioms import cell_source
+
+    namespace = _module("probe").namespace(inputs)
+    for cell in ("scaled_dot_product_attention", "attention_layer", "build_models"):
+        exec(compile(cell_source(notebook, cell), cell, "exec"), namespace)  # noqa: S102
+    return namespace
+
+
+@pytest.mark.parametrize("student", ["reference", *IDIOMS, "padding_ignored"])
+def test_each_idiom_passes_and_the_layer_mistake_costs_one_check(probe_module, probe_inputs, tmp_path, student):
+    """Untrained models (the accuracy and the heatmap are the batch's): the function's and the layer's checks."""
+    from autograder.probe import ProbeRun, write_for_graders
+
+    reference = nbformat.read(REPO / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    edits = IDIOMS.get(student) or (MISTAKES[student][0] if student in MISTAKES else [])
+    notebook = reference
+    for cell, old, new in edits:
+        notebook = _edited(notebook, cell, old, new)
+    inputs = probe_inputs.make_inputs(5)
+    namespace = _definitions(notebook, inputs)
+    namespace["build_models"]()[0].save_weights(tmp_path / "attention.weights.h5")
+    arrays = probe_module.run(namespace, inputs, tmp_path)
+    write_for_graders(ProbeRun(seed=5, arrays=arrays, problems=(), run=None), tmp_path)
+    checks, log = run_graders(graders_dir=GRADERS, artifacts_dir=tmp_path, timeout=300)
+    lost = {_key(c.name) for c in checks if c.score < c.max_score} - {ACCURACY, HEATMAP}
+    assert lost == ({LAYER_PADDING} if student == "padding_ignored" else set()), log
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     course = make_course(tmp_path_factory.mktemp("course"), (ASSIGNMENT,))
@@ -195,7 +238,7 @@ def graded(tmp_path_factory):
     reference = nbformat.read(course.solutions / ASSIGNMENT / name, as_version=4)
     submit(course, "reference", ASSIGNMENT, nbformat.writes(reference).encode())
     submit(course, "blank", ASSIGNMENT, (course.releases / ASSIGNMENT / name).read_bytes())
-    for student, (edits, _) in MISTAKES.items():
+    for student, edits in [*((s, e) for s, (e, _) in MISTAKES.items()), *IDIOMS.items()]:
         notebook = reference
         for cell, old, new in edits if student == "untrained" else [*edits, (None, *ONE_EPOCH)]:
             notebook = _edited(notebook, cell, old, new)
@@ -223,3 +266,12 @@ def test_each_mistake_loses_exactly_its_check(graded, student):
     kept = {_key(t.name) for t in result.tests if t.score == t.max_score}
     assert kept == set(ALL_CHECKS) - {breaks}
 
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("student", list(IDIOMS))
+def test_each_idiom_earns_full_marks(graded, student):
+    result = graded[student]
+    lost = {_key(t.name): t.output for t in result.tests if t.score < t.max_score}
+    assert result.status == "graded" and result.score == result.max_score == 14 and not result.reason, (
+        result.reason, lost)
