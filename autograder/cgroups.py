@@ -221,16 +221,19 @@ class Cgroup:
         _write_if_present(self.pids_dir / "pids.max", "0")
         if self.version == 2:
             _write_if_present(self.memory_dir / "cgroup.kill", "1")  # the kernel kills all members at once
-        deadline = time.monotonic() + timeout
+        deadline, pause, signalled = time.monotonic() + timeout, 0.002, set()
         while members := self.pids():
-            for pid in members:
+            for pid in members - signalled:  # a pending SIGKILL is never lost: signal each once, then let them die
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+            signalled |= members
             if time.monotonic() > deadline:
-                raise OSError(errno.EBUSY, f"processes {sorted(members)} of cgroup {self.name} do not die")
-            time.sleep(0.005)
+                raise OSError(errno.EBUSY, f"{len(members)} processes of cgroup {self.name} do not die "
+                                           f"({', '.join(map(str, sorted(members)[:10]))}, ...)")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)  # a thousand dying processes need the CPU more than this loop does
 
     def remove(self, *, timeout: float = 10.0) -> None:
         """Kill whatever is left in the group, then remove its directories (the kernel refuses while tasks remain)."""
@@ -276,6 +279,23 @@ def _counter_in(path: Path, key: str) -> int:
     return 0
 
 
+_deferred: list[Cgroup] = []  # groups whose members were still dying when their run ended; removed later
+
+
+def remove_later(group: Cgroup) -> None:
+    """Keep `group` (limits in force, no fork allowed) until a later `Cgroup.create` finds it empty and removes it."""
+    _deferred.append(group)
+
+
+def _remove_deferred() -> None:
+    for group in list(_deferred):
+        try:
+            group.remove(timeout=0.1)
+            _deferred.remove(group)
+        except (OSError, ValueError):
+            pass  # still dying, or another thread removed it meanwhile
+
+
 _NAME = re.compile(rf"^{PREFIX}-(\d+)-(\d+)-\d+$")
 
 
@@ -294,7 +314,9 @@ def stale(name: str) -> bool:
 
 
 def remove_stale(hierarchy: Hierarchy) -> list[str]:
-    """Remove the groups that dead makers left below the hierarchy's parents, killing their members first."""
+    """Remove the groups that dead makers left below the hierarchy's parents, killing their members first, and
+    this process's own groups left for later whose members have died since."""
+    _remove_deferred()
     names: set[str] = set()
     for parent in hierarchy.parents:
         try:

@@ -49,7 +49,7 @@ class Limits:
     """What one sandboxed run may use; hitting a limit stops the run and is reported."""
 
     wall_seconds: float = 600.0  # all cells, from the hand-over of the notebook to a ready kernel
-    memory_bytes: int = 4 * 2**30  # resident memory of the whole process tree
+    memory_bytes: int = 4 * 2**30  # memory of the whole sandbox, /dev/shm and memfd included (its files apart)
     max_tasks: int = 1024  # processes plus threads (TensorFlow alone starts dozens of threads)
     max_output_bytes: int = 1 * 2**20  # stdout and stderr kept each; the rest is drained and dropped
     max_file_bytes: int = 1 * 2**30  # largest single file the run may write
@@ -503,6 +503,9 @@ def remove_stale_mounts() -> list[Path]:
     return removed
 
 
+KILL_SECONDS = 30.0  # a thousand killed processes that thrash on a loaded machine can take this long to exit
+
+
 @dataclass
 class _Enforcement:
     """What the kernel bounds for one run: its cgroup and its scratch tmpfs, each None where unavailable."""
@@ -545,7 +548,9 @@ class _Enforcement:
         """Kill every process left in the cgroup, copy the scratch back and unmount it, remove the cgroup."""
         try:
             if self.cgroup is not None:
-                self.cgroup.kill_all()  # no process may write while the scratch is copied back
+                self.cgroup.kill_all(timeout=KILL_SECONDS)  # no process may write while scratch is copied back
+        except OSError as error:  # they die in the kernel (a SIGKILL is pending): none runs a line of its code again
+            log.warning("processes of cgroup %s are slow to die: %s", self.cgroup.name, str(error)[:200])
         finally:
             try:
                 if self.scratch_fs is not None:
@@ -554,7 +559,11 @@ class _Enforcement:
             finally:
                 if self.cgroup is not None:
                     group, self.cgroup = self.cgroup, None
-                    group.remove()
+                    try:
+                        group.remove(timeout=KILL_SECONDS)
+                    except OSError as error:  # a submission's slow death is no reason to fail its grading
+                        log.warning("cgroup %s kept for later removal: %s", group.name, str(error)[:200])
+                        cgroups.remove_later(group)
 
 
 NPROC_SLACK = 8
