@@ -4,6 +4,7 @@ code: a model is inspected as data (its archive's config.json) before Keras load
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -24,13 +25,142 @@ def _named_objects(node) -> Iterator[dict]:
             yield from _named_objects(value)
 
 
-def inspect_keras_archive(path: Path) -> dict:
-    """The model config of a `.keras` file, or AssertionError naming what makes it unsafe or unreadable."""
+READ_FAILURE = "the saved model could not be read"  # how every refusal of an archive's bytes begins
+ARTIFACT_BYTES_ENV = "DLGRADE_ARTIFACT_BYTES"  # the assignment's artifact limit, set for the graders by the host
+DEFAULT_ARTIFACT_BYTES = 2**30
+MAX_MEMBERS = 10_000  # a tokenizer's assets are a handful of files; a bomb can be millions of empty ones
+MAX_CONFIG_BYTES = 16 * 2**20  # bert-base-cased's classifier config is a few hundred KiB
+MAX_CONFIG_DEPTH = 200  # nested models reach a few dozen levels; json and Keras recurse once per level
+MAX_EXPANSION = 100  # Keras stores members uncompressed: an honest archive expands about 1:1
+EXPANSION_FLOOR = 2**20  # small members (a compressed config) may expand more without harm
+MAX_WEIGHT_OBJECTS = 100_000
+WEIGHTS_MEMBER = "model.weights.h5"
+
+
+def _artifact_bytes() -> int:
     try:
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError):
-        raise AssertionError(f"{path.name} is not a model saved by model.save(...) in the .keras format") from None
+        return max(int(os.environ.get(ARTIFACT_BYTES_ENV, DEFAULT_ARTIFACT_BYTES)), 1)
+    except ValueError:
+        return DEFAULT_ARTIFACT_BYTES
+
+
+def _unreadable(path: Path, why: str) -> AssertionError:
+    return AssertionError(f"{READ_FAILURE}: {path.name} {why}; save it again with model.save(...)")
+
+
+def json_depth(text: str | bytes) -> int:
+    """How deeply the arrays and objects of a JSON text nest, counted without recursion (and without parsing).
+
+    Brackets inside strings do not count; an unbalanced text counts as deep as it gets."""
+    import re
+
+    import numpy as np
+
+    data = text.encode() if isinstance(text, str) else text
+    # Strings first (escapes included), so that a bracket inside a layer's name is not one of the structure's.
+    structure = re.sub(rb'"[^"\\]*(?:\\.[^"\\]*)*"', b"", data, flags=re.DOTALL)
+    codes = np.frombuffer(structure, dtype=np.uint8)
+    steps = np.zeros(codes.shape, dtype=np.int64)
+    steps[(codes == ord("[")) | (codes == ord("{"))] = 1
+    steps[(codes == ord("]")) | (codes == ord("}"))] = -1
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def _member_problem(names: set[str], info: zipfile.ZipInfo) -> str | None:
+    name = info.filename
+    if "\0" in name or "\\" in name or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return f"holds a file with an absolute or foreign path ({name[:80]!r})"
+    if any(part == ".." for part in name.split("/")):
+        return f"holds a file whose path leaves the archive ({name[:80]!r})"
+    if name in names:
+        return f"holds {name[:80]!r} twice"
+    if info.file_size > EXPANSION_FLOOR and info.file_size > MAX_EXPANSION * max(info.compress_size, 1):
+        return (f"holds {name[:80]!r}, which would expand from {info.compress_size / 2**20:.1f} MiB to "
+                f"{info.file_size / 2**20:.0f} MiB (a decompression bomb)")
+    return None
+
+
+def _weights_problem(archive: zipfile.ZipFile, max_bytes: int) -> str | None:
+    """What is wrong with the shapes the weights file declares (before any array is read), if anything.
+
+    A weights file can declare a dataset of any shape without holding its data; reading it would allocate it."""
+    import h5py
+
+    try:
+        with archive.open(WEIGHTS_MEMBER) as member, h5py.File(member, "r") as weights:
+            pending, seen, declared = [weights], 0, 0
+            while pending:  # by hand, not visititems: a deep tree of groups costs nothing here
+                group = pending.pop()
+                for key in group:
+                    seen += 1
+                    if seen > MAX_WEIGHT_OBJECTS:
+                        return f"has more than {MAX_WEIGHT_OBJECTS} objects in {WEIGHTS_MEMBER}"
+                    item = group.get(key, getlink=False)
+                    if isinstance(item, h5py.Group):
+                        pending.append(item)
+                    elif isinstance(item, h5py.Dataset):
+                        declared += int(item.size) * int(item.dtype.itemsize)
+                        if declared > max_bytes:
+                            return (f"declares weights of more than {max_bytes / 2**20:.0f} MiB in {WEIGHTS_MEMBER} "
+                                    "(more than the file holds or the limit allows)")
+    except Exception as exc:  # h5py raises many types for a damaged file
+        return f"has a damaged {WEIGHTS_MEMBER} ({type(exc).__name__})"
+    return None
+
+
+def check_keras_archive(path: Path, *, max_bytes: int | None = None) -> dict:
+    """The model config of a `.keras` file, after checking the archive as untrusted data; else AssertionError
+    beginning "the saved model could not be read: ...".
+
+    Checked before anything is decompressed or parsed: the member count, member names (no absolute path, no
+    `..`), the declared sizes against `max_bytes` (default: the assignment's artifact limit, from the
+    environment) and against their compressed sizes, config.json's size and nesting depth, and the sizes the
+    weights file declares."""
+    limit = max_bytes or _artifact_bytes()
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+        raise _unreadable(path, "is not a model saved by model.save(...) in the .keras format") from None
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > MAX_MEMBERS:
+            raise _unreadable(path, f"holds {len(infos)} files (a .keras archive holds a few)")
+        total = sum(info.file_size for info in infos)
+        if total > limit:
+            raise _unreadable(path, f"would expand to {total / 2**20:.0f} MiB, more than the "
+                              f"{limit / 2**20:.0f} MiB allowed")
+        names: set[str] = set()
+        for info in infos:
+            problem = _member_problem(names, info)
+            if problem:
+                raise _unreadable(path, problem)
+            names.add(info.filename)
+        if "config.json" not in names:
+            raise _unreadable(path, "is not a model saved by model.save(...) in the .keras format (no config.json)")
+        if archive.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
+            raise _unreadable(path, f"has a config.json of more than {MAX_CONFIG_BYTES / 2**20:.0f} MiB")
+        try:
+            text = archive.read("config.json")
+        except (OSError, zipfile.BadZipFile, EOFError, RuntimeError, NotImplementedError, ValueError) as exc:
+            raise _unreadable(path, f"has a damaged config.json ({type(exc).__name__})") from None
+        if json_depth(text) > MAX_CONFIG_DEPTH:
+            raise _unreadable(path, f"has a config.json nested more than {MAX_CONFIG_DEPTH} levels deep")
+        try:
+            config = json.loads(text)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raise _unreadable(path, "has a config.json that is not valid JSON") from None
+        if WEIGHTS_MEMBER in names:
+            problem = _weights_problem(archive, limit)
+            if problem:
+                raise _unreadable(path, problem)
+    return config
+
+
+def inspect_keras_archive(path: Path, *, max_bytes: int | None = None) -> dict:
+    """The model config of a `.keras` file, or AssertionError naming what makes it unsafe or unreadable."""
+    config = check_keras_archive(path, max_bytes=max_bytes)
+    if not isinstance(config, dict):
+        raise _unreadable(path, "has a config.json that is not a model's")
     for obj in _named_objects(config):
         module = str(obj.get("module") or "keras")
         name = str(obj.get("class_name"))
@@ -40,19 +170,22 @@ def inspect_keras_archive(path: Path) -> dict:
     return config
 
 
-def load_model(path: Path):
-    """Load a student's `.keras` file without running any of its code (inspected first, then safe_mode)."""
+def load_model(path: Path, *, max_bytes: int | None = None):
+    """Load a student's `.keras` file without running any of its code (inspected first, then safe_mode).
+
+    Whatever Keras raises on the archive (a weights file that lies about its shapes, say) becomes an
+    AssertionError beginning "the saved model could not be read: ...", so it costs the check, not the run."""
     if not path.exists():
         raise AssertionError(f"the notebook did not save {path.name}; run every cell, including the one that "
                              "saves the model, before you submit")
-    inspect_keras_archive(path)
+    inspect_keras_archive(path, max_bytes=max_bytes)
     import keras
 
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # a damaged archive raises many types; the student only needs to know it failed
-        raise AssertionError(f"{path.name} could not be loaded ({type(exc).__name__}); save it again with "
-                             "model.save(...)") from None
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise _unreadable(path, f"could not be loaded by Keras ({type(exc).__name__}: {first})") from None
 
 
 @dataclass(frozen=True)
