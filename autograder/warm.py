@@ -1,5 +1,6 @@
 """What a batch keeps warm per worker slot: the next submission's sandbox (kernel started, TensorFlow imported)
-and one long-lived grader process. Both are batch-wide: one assignment, one set of settings.
+and one long-lived grader process, sandboxed too (`autograder.graders`). Both are batch-wide: one assignment,
+one set of settings.
 
 A warm sandbox is started right after the slot's previous sandbox ended, while the graders of that submission
 run, so its start-up overlaps other work; it serves exactly one submission and is never reused.
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.course import AssignmentConfig
-from autograder.execution import SandboxedKernel
+from autograder.execution import SandboxedKernel, gpu_mounts
 from autograder.graders import GraderProcess
 from autograder.sandbox import Mount
 
@@ -27,6 +28,7 @@ class WarmPool:
     total: int  # submissions in the batch: no sandbox is warmed for a submission that will never come
     resources: tuple[Mount, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    graders_dir: Path | None = None  # mounted into the grader sandboxes when they start (else on first use)
     _kernels: dict[int, SandboxedKernel] = field(default_factory=dict)
     _graders: dict[int, GraderProcess] = field(default_factory=dict)
     _begun: int = 0
@@ -69,7 +71,11 @@ class WarmPool:
         if process is None or not process.alive():
             if process is not None:
                 process.close()
-            process = GraderProcess(preload=self.config.preload, memory_bytes=self.config.grader_memory_bytes)
+            process = GraderProcess(preload=self.config.preload, memory_bytes=self.config.grader_memory_bytes,
+                                    graders_dir=self.graders_dir, slot=slot, isolated=self.isolated,
+                                    read_only=[mount.source for mount in self.resources],
+                                    devices=gpu_mounts(self.config),
+                                    artifact_bytes=self.config.limits.max_file_bytes)
             with self._lock:
                 self._graders[slot] = process
         return process
