@@ -201,10 +201,10 @@ def _bwrap_argv(argv: Sequence[str], *, limits: Limits, mounts: Sequence[Mount],
     return args + ["--", *argv]
 
 
-def _limit_resources(limits: Limits, *, nproc_slack: int = 0) -> None:
+def _limit_resources(limits: Limits, *, per_uid_tasks: bool = True) -> None:
     """Runs in the child between fork and exec: rlimits that the kernel enforces per process or per uid."""
-    nproc = limits.max_tasks + nproc_slack
-    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+    if per_uid_tasks:
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_tasks, limits.max_tasks))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.max_file_bytes, limits.max_file_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
@@ -566,9 +566,6 @@ class _Enforcement:
                         cgroups.remove_later(group)
 
 
-NPROC_SLACK = 8
-
-
 def _child_setup(limits: Limits, identity: tuple[int, int] | None, procs: Sequence[Path]) -> None:
     """Runs in the child between fork and exec: join the cgroup while still root, then drop to `identity`.
 
@@ -582,9 +579,9 @@ def _child_setup(limits: Limits, identity: tuple[int, int] | None, procs: Sequen
         os.setgroups([])
         os.setgid(identity[1])
         os.setuid(identity[0])
-    # in a cgroup, its task limit should be the one that refuses (it counts refusals, so a bomb can be told);
-    # the per-uid limit stays just above it as a second fence
-    _limit_resources(limits, nproc_slack=NPROC_SLACK if procs else 0)
+    # in a cgroup its task limit counts this sandbox alone (and counts refusals, so a bomb can be told), while a
+    # per-uid limit counts every process of the uid, other sandboxes and the grader's own when it is not root
+    _limit_resources(limits, per_uid_tasks=not procs)
 
 
 def _spawn(args: list[str], *, limits: Limits, identity: tuple[int, int] | None, pass_fds: list[int],
