@@ -245,6 +245,46 @@ def test_watchdog_alone_cannot_tell_a_fork_bomb(scratch):
     assert_nothing_left()
 
 
+HOLD_TASKS = ("import os, sys, time\ntry:\n    for _ in range(100):\n        if os.fork() == 0:\n"
+              "            time.sleep(60)\nexcept OSError:\n    pass\n"
+              "print('holding', flush=True)\nsys.stdout.close()\ntime.sleep(60)")
+FORK_TWENTY = ("import os\ntry:\n    for n in range(20):\n        if os.fork() == 0:\n            os._exit(0)\n"
+               "        os.wait()\n    print('forked 20')\nexcept OSError as e:\n    print('refused', e.errno)")
+
+
+def _fork_beside_a_full_sandbox(scratch: Path, *, kernel_limits: bool) -> sandbox.SandboxResult:
+    """A sandbox in slot 0 holds all the tasks it may; a second sandbox in the same slot (same host uid) forks."""
+    with tempfile.TemporaryDirectory(prefix="dlgrade-test-") as other:
+        holder = sandbox.start([PYTHON, "-c", f"# dlgrade-attack-{os.getpid()}\n{HOLD_TASKS}"], scratch=Path(other),
+                               limits=sandbox.Limits(**SMALL), mounts=python_mounts(), kernel_limits=kernel_limits)
+        try:
+            deadline = time.monotonic() + 20
+            while "holding" not in holder.out.text() and holder.alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert "holding" in holder.out.text(), holder.err.text()[-300:]
+            return attack(FORK_TWENTY, scratch, kernel_limits=kernel_limits)
+        finally:
+            holder.kill()
+
+
+@kernel
+def test_task_limit_is_per_sandbox_not_per_uid(scratch):
+    """Two sandboxes that share a host uid (one slot, or no root) must not share a task limit."""
+    result = _fork_beside_a_full_sandbox(scratch, kernel_limits=True)
+    assert "forked 20" in result.stdout, result.stdout + result.stderr[-300:]
+    assert_nothing_left()
+
+
+@kernel
+def test_watchdog_alone_shares_the_task_limit_of_a_uid(scratch):
+    """The proof that the cgroup is needed: with a per-uid limit, one sandbox's tasks starve the next one (its
+    forks are refused, or bubblewrap cannot even start it)."""
+    result = _fork_beside_a_full_sandbox(scratch, kernel_limits=False)
+    assert "forked 20" not in result.stdout
+    assert "refused 11" in result.stdout or "Resource temporarily unavailable" in result.stderr, result.stderr[-300:]
+    assert_nothing_left()
+
+
 @kernel
 def test_detached_processes_do_not_survive(scratch):
     """setsid and a double fork, then the notebook's process ends: the grandchild must die with the sandbox."""
@@ -300,6 +340,21 @@ def test_stale_groups_and_mounts_of_a_dead_run_are_removed(scratch, tmp_path):
         if name in Path("/proc/self/mountinfo").read_text():
             sandbox._unmount(stale_mount)
         stale_mount.rmdir()
+
+
+@kernel
+def test_a_group_whose_members_are_still_dying_is_removed_later():
+    """A run whose processes outlast the kill's patience must not fail its grading, nor leave its cgroup forever."""
+    import subprocess
+
+    group = cgroups.Cgroup.create(memory_bytes=64 * MiB, max_tasks=8)
+    sleeper = subprocess.Popen(["sleep", "60"], preexec_fn=lambda: group.join(os.getpid()))
+    cgroups.remove_later(group)
+    assert group.exists()
+    sleeper.kill()
+    sleeper.wait()
+    cgroups.Cgroup.create(memory_bytes=64 * MiB, max_tasks=8).remove()
+    assert not group.exists()
 
 
 def test_fallback_says_so_in_the_log(scratch, caplog):
