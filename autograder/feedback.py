@@ -112,7 +112,7 @@ _OLD_LAYER_HEADER = re.compile(r"^\s*#\s+expected\s+found\s*$")  # the position-
 _LAYER_HEADER = re.compile(r"^ {3}expected\s+found\s*$")  # keras_checks.architecture_message's aligned diff
 _OLD_DIFFERS = "   <-- differs"
 _NOTE = "  <-- "
-_CHANGES = {"=": "same", "~": "settings", "-": "missing", "+": "extra"}
+_CHANGES = "=~-+"  # same, changed, missing, extra: keras_checks.architecture_message's marks
 
 
 def _parse_old_table(lines: list[str], header: int) -> list[LayerRow]:
@@ -136,12 +136,9 @@ def _parse_diff_table(lines: list[str], header: int) -> list[LayerRow]:
     for line in lines[header + 1:]:
         if len(line) < 3 or line[0] not in _CHANGES or line[1:3] != "  ":
             break
-        body, _, note = line.partition(_NOTE)
-        change = _CHANGES[line[0]]
-        if change == "settings" and " instead of " in note:  # '~' marks both; the note tells them apart
-            change = "class"
-        rows.append(LayerRow(position=len(rows) + 1, expected=body[3:found_at - 2].strip(),
-                             found=body[found_at:].strip(), ok=change == "same", change=change, note=note.strip()))
+        body = line.partition(_NOTE)[0]  # the note is worked out again from the two sides
+        rows.append(aligned_row(len(rows) + 1, body[3:found_at - 2].strip(), body[found_at:].strip(),
+                                line[0] == "="))
     return rows
 
 
@@ -174,41 +171,56 @@ def parse_threshold(text: str) -> Threshold | None:
                      target=float(match["target"]), floor=float(floor) if floor else None)
 
 
-def _layer_parts(layer, differs: set[str]) -> tuple[LayerPart, ...]:
-    """'Dense(units=10, activation=softmax)' in pieces, the class and settings named in `differs` marked."""
-    if not isinstance(layer, dict):
+_DESCRIPTION = re.compile(r"^(?P<kind>[^()]+?)(?:\((?P<settings>.*)\))?$")
+_SETTING = re.compile(r"(\w+)=(.*?)(?=, \w+=|$)")
+
+
+def _parsed(text: str) -> tuple[str, list[tuple[str, str]]] | None:
+    """('LSTM', [('return_sequences', 'True')]) from 'LSTM(return_sequences=True)'; None for an empty side."""
+    match = _DESCRIPTION.match(text.strip())
+    if not text.strip() or match is None:
+        return None
+    return match["kind"].strip(), _SETTING.findall(match["settings"] or "")
+
+
+def _parts(layer: tuple[str, list[tuple[str, str]]] | None, differs: set[str]) -> tuple[LayerPart, ...]:
+    if layer is None:
         return ()
-    parts = [LayerPart(str(layer["kind"]), "class" in differs)]
-    settings = [(str(key), str(value)) for key, value in layer.get("settings", [])]
+    kind, settings = layer
+    parts = [LayerPart(kind, "class" in differs)]
     for index, (key, value) in enumerate(settings):
         parts += [LayerPart("(" if index == 0 else ", "), LayerPart(f"{key}={value}", key in differs)]
     return tuple(parts + [LayerPart(")")] if settings else parts)
 
 
-_NOTES = {"missing": "missing layer", "extra": "extra layer"}
-
-
-def _row_from_detail(index: int, row: dict) -> LayerRow:
-    change = str(row.get("change", ""))
-    named = [str(key) for key in row.get("differs", [])]
-    differs = set(named)
-    expected, found = row.get("expected_layer"), row.get("found_layer")
-    if change == "class" and isinstance(expected, dict) and isinstance(found, dict):
-        note = f"{found['kind']} instead of {expected['kind']}"
-    elif change == "settings":
-        note = f"{', '.join(named)} differ{'s' if len(named) == 1 else ''}"
+def aligned_row(position: int, expected: str, found: str, ok: bool) -> LayerRow:
+    """One row of an aligned architecture table, what differs worked out from its two sides: both sides of a
+    `keras_checks.architecture_rows` row show the same settings, so comparing them names the one that differs
+    (an empty side is a missing or an extra layer)."""
+    mine, theirs = _parsed(expected), _parsed(found)
+    differs: set[str] = set()
+    if ok:
+        change, note = "same", ""
+    elif mine is None or theirs is None:
+        change = "extra" if mine is None else "missing"
+        note = f"{change} layer"
+    elif mine[0] != theirs[0]:
+        change, note, differs = "class", f"{theirs[0]} instead of {mine[0]}", {"class"}
     else:
-        note = _NOTES.get(change, "")
-    return LayerRow(position=index + 1, expected=str(row["expected"]), found=str(row["found"]), ok=bool(row["ok"]),
-                    change=change, note=note, expected_parts=_layer_parts(expected, differs),
-                    found_parts=_layer_parts(found, differs))
+        found_settings = dict(theirs[1])
+        named = [key for key, value in mine[1] if found_settings.get(key) != value]
+        change, differs = "settings", set(named)
+        note = f"{', '.join(named)} differ{'s' if len(named) == 1 else ''}" if named else "differs"
+    return LayerRow(position=position, expected=expected, found=found, ok=ok, change=change, note=note,
+                    expected_parts=_parts(mine, differs), found_parts=_parts(theirs, differs))
 
 
 def _from_details(details: dict) -> tuple[tuple[LayerRow, ...], Threshold | None]:
     """Rows or threshold from `CheckResult.details` (see results.py); anything malformed is ignored."""
     try:
         if details.get("kind") == "layers":
-            return tuple(_row_from_detail(index, row) for index, row in enumerate(details["rows"])), None
+            return tuple(aligned_row(index + 1, str(row["expected"]), str(row["found"]), bool(row["ok"]))
+                         for index, row in enumerate(details["rows"])), None
         if details.get("kind") == "threshold":
             floor = details.get("floor")
             return (), Threshold(metric=str(details["metric"]), measured=float(details["measured"]),

@@ -297,12 +297,10 @@ class LayerDiffRow:
             self.change, f"{', '.join(self.differs)} differ{'s' if len(self.differs) == 1 else ''}")
 
     def as_detail(self) -> dict:
-        """The row as plain JSON for results.json's `details` (see pytest_plugin.Credit.layer_table)."""
-        def side(part):
-            return None if part is None else {"kind": part[0], "settings": [list(pair) for pair in part[1]]}
-
-        return {"expected": self.expected_text, "found": self.found_text, "ok": self.ok, "change": self.change,
-                "differs": list(self.differs), "expected_layer": side(self.expected), "found_layer": side(self.found)}
+        """The row as results.json's `details` hold it (pytest_plugin.Credit.layer_table): its two sides as text,
+        "" for the side a missing or extra layer lacks. Both show the same settings, so the page marks what differs
+        by comparing them (feedback.aligned_row)."""
+        return {"expected": self.expected_text, "found": self.found_text, "ok": self.ok}
 
 
 def _matched(rule: LayerRule, layer) -> LayerDiffRow:

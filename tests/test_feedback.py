@@ -238,7 +238,7 @@ def test_layer_table_is_read_from_the_architecture_message():
                                              "GRU instead of LSTM"]
     page = render_feedback(SubmissionResult(student="s", assignment="seq2seq", score=0, max_score=2,
                                             status="graded", tests=(check,)))
-    assert page.count('<tr class="differs') == 4 and "LSTM(return_sequences=False)" in page
+    assert page.count('<tr class="differs') == 4 and "LSTM(<mark>return_sequences=False</mark>)" in page
 
 
 def test_aligned_layer_table_marks_only_what_differs(tmp_path):
@@ -249,6 +249,11 @@ def test_aligned_layer_table_marks_only_what_differs(tmp_path):
     credit = Credit()
     credit.layer_table(_diff_rows())
     details = json.loads(json.dumps(credit.details))  # as results.json holds it
+    from autograder.graders import validated_checks
+
+    reply = [{"name": "Layers", "cell": "c", "score": 0, "max_score": 2, "status": "failed", "output": "",
+              "details": details}]
+    assert validated_checks(json.dumps(reply))[0].details == details  # the grader process's reply schema
     check = CheckResult(name="Layers", cell="check_architecture", score=0, max_score=2, status="failed",
                         output="the layers differ", details=details)
     rows = check_view(check).layers

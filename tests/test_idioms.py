@@ -422,3 +422,19 @@ def test_transfer_mistake_loses_exactly_its_checks_in_the_batch(transfer_graded,
     assert result.status == "graded" and set(lost_checks(result)) == breaks, lost_checks(result)
     assert all(test.score == 0 for test in result.tests
                if test.name in breaks and not (test.name == TL_ACCURACY and student in TL_ACCURACY_PARTLY))
+
+
+def test_seq2seq_layer_table_travels_through_the_grader_process(tmp_path):
+    """The real grader process (sandboxed, its reply checked against the CheckResult schema) on an untrained model
+    with an extra layer: the aligned table reaches the result as structured details, one inserted row."""
+    from autograder.graders import run_graders
+
+    notebook = edited(reference("seq2seq"), S2S_MISTAKES["extra_dropout"][0])
+    _seq2seq_namespace(notebook, tmp_path)["build_model"]().save(tmp_path / "seq2seq_model.keras")
+    checks, log = run_graders(graders_dir=REPO / "solutions" / "seq2seq" / "graders", artifacts_dir=tmp_path,
+                              timeout=300)
+    layers = next(check for check in checks if check.name == S2S_LAYERS)
+    assert layers.score == 0 and layers.details, log
+    assert [(row["expected"], row["found"]) for row in layers.details["rows"] if not row["ok"]] == [
+        ("", "Dropout(rate=0.1)")]
+    assert {check.name for check in checks if check.score < check.max_score} == {S2S_LAYERS, S2S_ACCURACY}
