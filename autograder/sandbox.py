@@ -503,6 +503,8 @@ def remove_stale_mounts() -> list[Path]:
     return removed
 
 
+_WATCHDOG = ("which samples resident memory (shared memory and memfd pages escape it), caps tasks per uid (other "
+             "sandboxes of the uid count too) and walks the scratch folder (empty files and folders escape it)")
 KILL_SECONDS = 30.0  # a thousand killed processes that thrash on a loaded machine can take this long to exit
 
 
@@ -518,13 +520,12 @@ class _Enforcement:
     def set_up(cls, scratch: Path, *, limits: Limits, identity: tuple[int, int] | None, wanted: bool,
                mount_scratch: bool) -> _Enforcement:
         """Create the cgroup and mount the scratch tmpfs; say in the log what falls back to the watchdog."""
-        if not wanted:
-            log.warning("kernel limits turned off (kernel_limits=False): falling back to the watchdog, which "
-                        "samples resident memory and walks the scratch folder (shared memory, memfd pages and "
-                        "file-system metadata escape it)")
+        if not wanted or os.geteuid() != 0:
+            why = "kernel limits turned off (kernel_limits=False)" if not wanted else "not running as root"
+            log.warning("%s: no cgroup and no tmpfs scratch, falling back to the watchdog, %s", why, _WATCHDOG)
             return cls(None, None, "watchdog")
         scratch_fs = None
-        if mount_scratch and os.geteuid() == 0:
+        if mount_scratch:
             try:
                 scratch_fs = ScratchFs.mount(scratch, size=limits.disk_bytes, inodes=limits.max_files,
                                              identity=identity)
@@ -537,8 +538,7 @@ class _Enforcement:
         try:
             group = cgroups.Cgroup.create(memory_bytes=ceiling, max_tasks=limits.max_tasks)
         except OSError as error:
-            log.warning("no cgroup for this sandbox (%s): falling back to the watchdog, which samples resident "
-                        "memory (shared memory and memfd pages escape it) and caps tasks per uid only", error)
+            log.warning("no cgroup for this sandbox (%s): falling back to the watchdog, %s", error, _WATCHDOG)
             group = None
         label = " + ".join(filter(None, [f"cgroup v{group.version}" if group else "watchdog",
                                          "tmpfs scratch" if scratch_fs else ""]))
