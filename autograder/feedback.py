@@ -22,6 +22,7 @@ import jinja2
 from autograder.course import Course
 from autograder.late import LatePenalty, LatePolicy
 from autograder.results import CheckResult, SubmissionResult
+from autograder.text import plain_text
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 HISTORY_FILE = "history.json"  # Keras `history.history` dumped as JSON by the notebook (an optional extra)
@@ -272,7 +273,7 @@ def read_history(path: Path) -> dict[str, list[float]] | None:
         if not isinstance(values, list) or not 0 < len(values) <= MAX_EPOCHS:
             continue
         if all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values):
-            series[str(name)[:40]] = [float(v) for v in values]
+            series[plain_text(str(name))[:40]] = [float(v) for v in values]
     return series or None
 
 
@@ -291,7 +292,8 @@ def training_curves(history: dict[str, list[float]]) -> Figure:
         for name in names:
             values = history[name]
             ax.plot(range(1, len(values) + 1), values, linestyle="--" if name.startswith("val_") else "-",
-                    marker="o" if len(values) <= 30 else None, markersize=3, label=name)
+                    marker="o" if len(values) <= 30 else None, markersize=3,
+                    label=name.replace("$", r"\$"))  # a student's key is text, never mathtext to parse
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title("loss" if "loss" in names[0] else "metrics")

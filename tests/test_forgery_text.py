@@ -399,3 +399,16 @@ def test_unreadable_submissions_are_rejected_by_the_pipeline_not_failed_on_our_s
     assert "tampered with" in results["grade_id_list"].reason
     assert "more than 100 levels deep" in results["deep"].reason and "not UTF-8" in results["bad_utf8"].reason
     assert not (course.autograded / "deep" / "tiny" / "tiny.ipynb").exists(), "a rejected notebook never ran"
+
+
+def test_history_keys_are_text_never_mathtext_that_breaks_the_course_feedback(tmp_path):
+    """A history.json key such as `$^$` made matplotlib raise while drawing, which stopped `dlgrade feedback` for
+    the whole course; control characters in keys reached the page's alt text."""
+    from autograder.feedback import read_history, training_curves
+
+    (tmp_path / "history.json").write_text(json.dumps({"$^$": [1.0, 0.5], "loss\x1b[2J": [2.0, 1.0],
+                                                       "$\\frac{": [0.1, 0.2]}))
+    history = read_history(tmp_path / "history.json")
+    assert set(history) == {"$^$", "loss[2J", "$\\frac{"}
+    figure = training_curves(history)
+    assert figure.data_uri.startswith("data:image/png;base64,") and "\x1b" not in figure.alt
