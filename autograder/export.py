@@ -39,6 +39,7 @@ class Student:
     first_name: str = ""
     last_name: str = ""
     email: str = ""
+    lms_user_id: str = ""  # the LMS's own user id (Canvas's "ID"), set by `dlgrade roster import`
 
     @property
     def display_name(self) -> str:
@@ -58,7 +59,7 @@ def students(course: Course) -> dict[str, Student]:
         return {}
     with Gradebook(course.db_url) as gradebook:
         return {s.id: Student(id=s.id, first_name=s.first_name or "", last_name=s.last_name or "",
-                              email=s.email or "") for s in gradebook.students}
+                              email=s.email or "", lms_user_id=s.lms_user_id or "") for s in gradebook.students}
 
 
 def _iso(value) -> str:
@@ -133,7 +134,7 @@ def canvas_frame(long: pd.DataFrame, roster: dict[str, Student]) -> pd.DataFrame
     rows = [{**header, **{name: maxima[name] for name in order}}]
     for record in wide.to_dict("records"):
         student = roster.get(record["student"], Student(id=record["student"]))
-        rows.append({"Student": student.display_name, "ID": "", "SIS User ID": student.id,
+        rows.append({"Student": student.display_name, "ID": student.lms_user_id, "SIS User ID": student.id,
                      "SIS Login ID": student.id, "Section": "", **{name: record[name] for name in order}})
     return pd.DataFrame(rows, columns=[*header, *order])
 

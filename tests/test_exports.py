@@ -78,7 +78,8 @@ def course(tmp_path_factory) -> Course:
     (course.root / "dlgrade.toml").write_text(LATE_POLICY)
     with Gradebook(course.db_url) as book:
         book.update_or_create_assignment("tiny", duedate=DUE)
-        book.update_or_create_student("bob", first_name="Bob", last_name="Builder", email="bob@example.org")
+        book.update_or_create_student("bob", first_name="Bob", last_name="Builder", email="bob@example.org",
+                                      lms_user_id="4711")
     submitted_at(course, "alice", "2026-03-01 11:00:00.000000 UTC")
     submitted_at(course, "bob", "2026-03-03 00:00:00.000000 UTC")
     submitted_at(course, "carol", "2026-03-01 10:00:00 UTC")
@@ -188,7 +189,8 @@ def test_canvas_import_csv(course):
     assert rows[1][0] == "Points Possible" and float(rows[1][5]) == 3
     by_login = {row[3]: row for row in rows[2:]}
     assert by_login["bob"][0] == "Builder, Bob" and float(by_login["bob"][5]) == 1.6
-    assert by_login["alice"][0] == "alice" and by_login["alice"][2] == "alice"
+    assert by_login["bob"][1] == "4711", "Canvas matches on its user id, which the roster import stored"
+    assert by_login["alice"][0] == "alice" and by_login["alice"][2] == "alice" and by_login["alice"][1] == ""
 
 
 def test_moodle_import_csv(course):
