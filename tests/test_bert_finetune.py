@@ -119,6 +119,19 @@ MISTAKES = {
     # a third class that no label ever asks for: the output check fails, the accuracy does not
     "three_classes": ("num_classes=2", "num_classes=3", None),
 }
+IDIOMS = {  # student -> (old, new): the same classifier written another way; each earns what the reference earns
+    "preprocessor_argument": (
+        "classifier = keras_hub.models.BertTextClassifier.from_preset(preset, num_classes=2)\n"
+        "    classifier.preprocessor.sequence_length = SEQUENCE_LENGTH",
+        "preprocessor = keras_hub.models.BertTextClassifierPreprocessor.from_preset(\n"
+        "        preset, sequence_length=SEQUENCE_LENGTH)\n"
+        "    classifier = keras_hub.models.BertTextClassifier.from_preset(preset, num_classes=2,\n"
+        "                                                                 preprocessor=preprocessor)"),
+    "loop_over_layers": ("    for name in EMBEDDING_LAYERS:\n"
+                         "        classifier.backbone.get_layer(name).trainable = False",
+                         "    for layer in classifier.backbone.layers:\n        if layer.name in EMBEDDING_LAYERS:\n"
+                         "            layer.trainable = False"),
+}
 LOSES = {  # student -> {check name: points lost}
     "short_sequences": {"The saved preprocessor's sequence length": 1,
                         "A long review is truncated to the sequence length, a short one padded": 1},
@@ -145,6 +158,8 @@ def _grade_batch(course):
     submit(course, "blank", ASSIGNMENT, (course.releases / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_bytes())
     for student, (old, new, epochs) in MISTAKES.items():
         submit(course, student, ASSIGNMENT, _mistake(reference, old, new, epochs=epochs))
+    for student, (old, new) in IDIOMS.items():
+        submit(course, student, ASSIGNMENT, _mistake(reference, old, new))
     report = grade(course=course, assignment=ASSIGNMENT, jobs=2)
     return course, {r.student: r for r in report.results}
 
@@ -155,6 +170,14 @@ def test_reference_earns_full_marks(graded):
     assert reference.status == "graded", reference.reason
     assert reference.score == reference.max_score == 10, [(t.name, t.output) for t in reference.tests]
     assert not reference.reason
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("student", list(IDIOMS))
+def test_each_idiom_earns_full_marks(graded, student):
+    result = graded[1][student]
+    assert (result.status, result.score, result.reason) == ("graded", 10, ""), [(t.name, t.output)
+                                                                                 for t in result.tests]
 
 
 @pytest.mark.slow
