@@ -217,13 +217,17 @@ S2S_MISTAKES: dict[str, tuple[list[Edit], set[str]]] = {  # student -> (edits, t
     "no_softmax": ([_s2s('activation="softmax", ', ""),
                     _s2s('loss="sparse_categorical_crossentropy"',
                          "loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)")], {S2S_REPEAT}),
-    "twice_the_units": ([_s2s("layers.Dense(N_OUTPUT_SYMBOLS,", "layers.Dense(2 * N_OUTPUT_SYMBOLS,")], {S2S_OUTPUT}),
+    # Ten output units no digit ever asks for still take their share of the softmax: the same training reaches
+    # 0.13 instead of 0.27 on the training numbers (seed 0), so part of the accuracy points go too.
+    "twice_the_units": ([_s2s("layers.Dense(N_OUTPUT_SYMBOLS,", "layers.Dense(2 * N_OUTPUT_SYMBOLS,")],
+                        {S2S_OUTPUT, S2S_ACCURACY}),
     # Neither of these two can be trained on 4-digit targets (fit raises), so the model saved is untrained.
     "repeat_five": ([_s2s("layers.RepeatVector(OUTPUT_LENGTH,", "layers.RepeatVector(OUTPUT_LENGTH + 1,")],
                     {S2S_REPEAT, S2S_ACCURACY}),
     "decoder_no_sequences": ([_s2s("decoder_units, return_sequences=True,", "decoder_units,")],
                              {S2S_SEQUENCES, S2S_ACCURACY}),
 }
+S2S_ACCURACY_PARTLY = {"twice_the_units"}  # loses some of the accuracy points, not all
 S2S_PUBLIC = ["check_architecture", "check_output_shape"]
 S2S_PUBLIC_FAILS = {"extra_dropout": "check_architecture", "gru_decoder": "check_architecture",
                     "twice_the_units": "check_output_shape", "repeat_five": "check_output_shape",
@@ -290,7 +294,8 @@ def test_seq2seq_idiom_earns_full_marks_in_the_batch(seq2seq_graded, student):
 def test_seq2seq_mistake_loses_exactly_its_checks_in_the_batch(seq2seq_graded, student):
     result, breaks = seq2seq_graded[student], S2S_MISTAKES[student][1]
     assert result.status == "graded" and set(lost_checks(result)) == breaks, lost_checks(result)
-    assert all(test.score == 0 for test in result.tests if test.name in breaks)
+    assert all(test.score == 0 for test in result.tests
+               if test.name in breaks and not (test.name == S2S_ACCURACY and student in S2S_ACCURACY_PARTLY))
 
 
 # -------------------------------------------------------------------------------------------- transfer_learning
