@@ -5,18 +5,17 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import stat
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
 import autograder
-from autograder import sandbox
+from autograder import sandbox, untrusted_files
 from autograder.course import AssignmentConfig
 from autograder.kernel_runner import READY
 
@@ -32,6 +31,7 @@ class Execution:
     executed: nbformat.NotebookNode | None
     artifacts: dict[str, Path]  # declared artifact name -> copy outside the scratch directory
     missing_artifacts: tuple[str, ...]
+    refused_artifacts: dict[str, str] = field(default_factory=dict)  # missing because refused: name -> reason
 
 
 MIRRORS = Path("/var/tmp/dlgrade-mirrors")  # reachable copies of private paths, for a grader running as root
@@ -139,11 +139,15 @@ class SandboxedKernel:
             run = self.running.watch()
             executed = _read_untrusted_notebook(self.scratch / RUNNER_DIR / "executed.ipynb")
             biggest = self.config.limits.max_file_bytes
-            found, missing = collect_artifacts(self.scratch, self.config.artifacts, artifacts_dir, max_bytes=biggest)
-            extras, _ = collect_artifacts(self.scratch, self.config.extras, artifacts_dir, max_bytes=biggest)
+            budget, refused = untrusted_files.Budget(biggest), {}  # one limit for all the files together
+            found, missing = collect_artifacts(self.scratch, self.config.artifacts, artifacts_dir, max_bytes=biggest,
+                                               budget=budget, refused=refused)
+            extras, _ = collect_artifacts(self.scratch, self.config.extras, artifacts_dir, max_bytes=biggest,
+                                          budget=budget)
         finally:
             self.close()
-        return Execution(run=run, executed=executed, artifacts={**found, **extras}, missing_artifacts=missing)
+        return Execution(run=run, executed=executed, artifacts={**found, **extras}, missing_artifacts=missing,
+                         refused_artifacts=refused)
 
     def _wait_until_ready(self) -> None:
         """Until the runner says its kernel is up with `preload` imported; no student code has run yet, so a
@@ -195,37 +199,41 @@ def _copy_release_files(release_dir: Path, scratch: Path, *, skip: str) -> None:
             shutil.copy2(item, scratch / item.name)
 
 
-def _read_untrusted_notebook(path: Path) -> nbformat.NotebookNode | None:
+def _read_untrusted_notebook(path: Path, *, root: Path | None = None) -> nbformat.NotebookNode | None:
+    """The notebook the sandbox wrote at `path`, or None when it is not a readable regular file there.
+
+    Only `root` is trusted (default: the scratch directory above `RUNNER_DIR`): every component below it was
+    the sandbox's to replace with a link, so it is walked without following any (`untrusted_files`)."""
+    if root is None:
+        root = path.parents[1] if path.parent.name == RUNNER_DIR else path.parent
     try:
-        if path.is_symlink() or not path.is_file() or path.stat().st_size > 64 * 2**20:
-            return None
-        return nbformat.reads(path.read_text(errors="replace"), as_version=4)
+        data = untrusted_files.read_regular(root, path.relative_to(root).as_posix(), max_bytes=64 * 2**20)
+        return nbformat.reads(data.decode("utf-8", errors="replace"), as_version=4)
     except Exception:  # whatever the sandbox left there is data we may fail to parse; it only feeds messages
         return None
 
 
-def collect_artifacts(scratch: Path, names: tuple[str, ...], dest: Path, *, max_bytes: int = 2**30
+def collect_artifacts(scratch: Path, names: tuple[str, ...], dest: Path, *, max_bytes: int = 2**30,
+                      budget: untrusted_files.Budget | None = None, refused: dict[str, str] | None = None
                       ) -> tuple[dict[str, Path], tuple[str, ...]]:
-    """Copy each declared artifact that is a regular file of at most `max_bytes` (never following a symlink)."""
+    """Copy each declared artifact that is a regular, non-sparse file of at most `max_bytes`, never following a
+    link; `budget` (shared by the calls for one submission) caps what all copies write together.
+
+    Returns the copies and the names not copied; `refused`, when given, gets the reason for each name that
+    exists but was refused (a link, a pipe, a sparse or oversized file, over the budget)."""
     dest.mkdir(parents=True, exist_ok=True)
     found: dict[str, Path] = {}
     missing: list[str] = []
     for name in names:
         if Path(name).name != name:
             raise ValueError(f"artifact names are plain file names, not paths: {name!r}")
-        source = scratch / name
-        try:
-            fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError:
-            missing.append(name)
+        target = dest / name
+        target.unlink(missing_ok=True)  # the host's own copy of an earlier run, never a sandbox's file
+        copied = untrusted_files.copy_out(scratch, name, target, max_bytes=max_bytes, budget=budget)
+        if copied.path is not None:
+            found[name] = copied.path
             continue
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
-            os.close(fd)
-            missing.append(name)
-            continue
-        target = dest / Path(name).name
-        with os.fdopen(fd, "rb") as handle, open(target, "wb") as out:
-            shutil.copyfileobj(handle, out)
-        found[name] = target
+        missing.append(name)
+        if copied.reason and refused is not None:
+            refused[name] = copied.reason
     return found, tuple(missing)

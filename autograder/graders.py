@@ -66,7 +66,10 @@ class GraderProcess:
         self.preload = tuple(preload)
         self.slot, self.isolated = slot, isolated
         self.read_only, self.devices = tuple(read_only), tuple(devices)
-        self.artifact_bytes, self.tmp_bytes = artifact_bytes, tmp_bytes
+        # room in /tmp for what an archive within the artifact limit expands to (keras_checks bounds that), so an
+        # honest large model never fills it; a full /tmp still takes the whole server down (README, known limits)
+        self.artifact_bytes = artifact_bytes
+        self.tmp_bytes = max(tmp_bytes, 2 * artifact_bytes) if artifact_bytes else tmp_bytes
         self.start_seconds: float | None = None  # from start to ready, once known
         self._running: sandbox.Running | None = None
         self._graders_dir: Path | None = None

@@ -34,6 +34,7 @@ from autograder.graders import run_graders
 from autograder.probe import probe_seed, run_probe, write_for_graders
 from autograder.results import BatchReport, CheckResult, SubmissionResult
 from autograder.sandbox import Mount
+from autograder.text import plain_text
 from autograder.warm import WarmPool
 
 RESULTS_FILE = "results.json"
@@ -149,8 +150,12 @@ def run_hidden_graders(job: Job) -> None:
                  timeout=job.config.grader_seconds, env=job.grader_env)
     if job.pool:
         checks, log = job.pool.grader(job.slot).run(**where)
-    else:
-        checks, log = run_graders(**where, preload=job.config.preload, memory_bytes=job.config.grader_memory_bytes)
+    else:  # sandboxed like the pool's: the mounted resources at their host paths, the artifact limit for archives
+        from autograder.execution import gpu_mounts
+
+        checks, log = run_graders(**where, preload=job.config.preload, memory_bytes=job.config.grader_memory_bytes,
+                                  slot=job.slot, isolated=job.isolated, read_only=[m.source for m in job.mounts],
+                                  devices=gpu_mounts(job.config), artifact_bytes=job.config.limits.max_file_bytes)
     job.checks = checks
     job.log.append(f"--- graders\n{log}")
 
@@ -167,7 +172,7 @@ def summarize(job: Job, *, max_score: float) -> SubmissionResult:
     if execution.run.stopped == "timeout":
         status = "timeout"
         reasons.append(f"the notebook was {execution.run.reason}")
-    elif execution.run.stopped in ("memory", "disk"):
+    elif execution.run.stopped in ("memory", "disk", "tasks"):
         status = "error"
         reasons.append(f"the notebook was {execution.run.reason}")
     elif execution.executed is None:
@@ -184,8 +189,11 @@ def summarize(job: Job, *, max_score: float) -> SubmissionResult:
         errors = notebooks.cell_errors(execution.executed)
         if errors:
             reasons.append("errors while running: " + "; ".join(errors[:3]) + (" ..." if len(errors) > 3 else ""))
-    if execution.missing_artifacts:
-        reasons.append("missing output file(s): " + ", ".join(execution.missing_artifacts))
+    refused = execution.refused_artifacts
+    absent = [name for name in execution.missing_artifacts if name not in refused]
+    if absent:
+        reasons.append("missing output file(s): " + ", ".join(absent))
+    reasons.extend(f"{name} was not collected: {why}" for name, why in refused.items())
     if not job.checks:
         status = "error" if status == "graded" else status
         reasons.append("the hidden checks could not run; your instructor has the log")
@@ -227,7 +235,7 @@ def grade_submission(job: Job) -> SubmissionResult:
         result = SubmissionResult(student=job.student, assignment=job.config.name, score=0.0, max_score=max_score,
                                   status="error", reason="grading failed on our side; your instructor has the log "
                                   f"({job.output_dir / LOG_FILE})", notes=tuple(job.notes), failed_on_our_side=True)
-    (job.output_dir / LOG_FILE).write_text("\n".join(job.log))
+    (job.output_dir / LOG_FILE).write_text(plain_text("\n".join(job.log)))  # the sandboxes' output is the student's
     return replace(result, grading_seconds=round(time.monotonic() - start, 2))
 
 
@@ -285,7 +293,7 @@ def warm_pool(course: Course, task: Task, total: int) -> WarmPool:
     config = task_config(course, task)
     resources = resources_for(course, config, isolated=task.isolated)
     return WarmPool(config=config, release_dir=course.releases / config.name, isolated=task.isolated, total=total,
-                    resources=resources.mounts, env=resources.kernel_env)
+                    resources=resources.mounts, env=resources.kernel_env, graders_dir=course.graders(config.name))
 
 
 def grade(*, course: Course, assignment: str, students: tuple[str, ...] = (), jobs: int = 1, force: bool = False,
