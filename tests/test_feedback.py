@@ -156,7 +156,7 @@ def test_page_shows_tables_late_penalty_and_figures(course):
     assert 'id="score">2 / 2<' in alice and 'id="late"' not in alice
     assert alice.count("<img ") == 2 and "Training curves" in alice and "attention_heatmap.png" in alice
     assert 'id="score">0 / 2<' in bob and "submitted 2 day(s) late" in bob and "-20%" in bob
-    assert '<tr class="differs">' in bob and "Dropout" in bob
+    assert '<tr class="differs class">' in bob and "<mark>Dropout</mark>" in bob  # a Dropout for a Dense
     assert "share of hidden sums right" in bob and "0.000" in bob
     assert "<img " not in bob and "alert(1)" not in bob  # the fake PNG never reaches the page
     assert "ZeroDivisionError" in bob  # the error's own message, the student's to act on
