@@ -340,6 +340,10 @@ TL_MISTAKES: dict[str, tuple[list[Edit], set[str]]] = {
     "bigger_head": ([("build_transfer_model", "    outputs = layers.Dense(N_MAGAZINES",
                       '    x = layers.Dense(32, activation="relu")(x)\n    outputs = layers.Dense(N_MAGAZINES')],
                     {TL_HEAD}),
+    # One epoch at Adam's default learning rate: everything as built, too little trained (all accuracy points).
+    "too_little": ([("build_transfer_model", "learning_rate=0.01", "learning_rate=0.001"),
+                    (None, "epochs=20, batch_size=16, validation_data", "epochs=1, batch_size=16, validation_data")],
+                   {TL_ACCURACY}),
     # A base built afresh instead of loaded is frozen, but knows nothing: its weights and the accuracy fail.
     "rebuilt_base": ([("load_frozen_base", "keras.saving.load_model(path)", "build_base()")],
                      {TL_WEIGHTS, TL_ACCURACY}),

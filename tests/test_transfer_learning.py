@@ -1,14 +1,12 @@
-"""The transfer-learning exercise: its data module, its released base model, its calibration, and one real batch.
+"""The transfer-learning exercise: its data module, its released base model and its calibration.
 
-Fast tests check the generated data, the committed base model and the grader helpers. The slow ones train: the
+Fast tests check the generated data, the committed base model and the grader helpers. The slow one trains: the
 calibration shows over three seeds that the frozen base beats the same model trained from scratch (the figures the
-hidden graders' thresholds rest on), and one batch grades the reference, the blank release and realistic mistakes
-in the sandbox; each mistake loses exactly the points of the checks it breaks.
+hidden graders' thresholds rest on). The graded batch (reference, blank, idioms, mistakes) is in test_idioms.py.
 """
 
 from __future__ import annotations
 
-import copy
 import functools
 import importlib.util
 import inspect
@@ -27,7 +25,6 @@ from autograder.keras_checks import (
     parameter_count,
     weight_differences,
 )
-from autograder.pipeline import grade
 from autograder.transfer_data import (
     FEATURES,
     MAGAZINES,
@@ -38,7 +35,7 @@ from autograder.transfer_data import (
     domain_emails,
     general_corpus,
 )
-from tests.conftest import REPO, make_course, submit
+from tests.conftest import REPO
 
 ASSIGNMENT = "transfer_learning"
 SOURCE = REPO / "solutions" / ASSIGNMENT
@@ -179,95 +176,5 @@ def test_frozen_base_beats_the_same_model_from_scratch_on_every_seed():
     assert max(scratch) <= graders.SCRATCH_ACCURACY - 0.03, scratch
 
 
-# --- one real batch: reference, blank, and mistakes that each lose exactly their checks' points -------------------
-
-def _edited(notebook: nbformat.NotebookNode, old: str, new: str) -> nbformat.NotebookNode:
-    changed = copy.deepcopy(notebook)
-    cells = [c for c in changed.cells if old in c.source]
-    assert len(cells) == 1, f"{old!r} should be in exactly one cell"
-    cells[0].source = cells[0].source.replace(old, new)
-    return changed
-
-
-MISTAKES = {  # student -> (what they did, how the reference is changed)
-    "not_frozen": ("forgot to freeze the base", [("    base_model.trainable = False\n", "")]),
-    "no_inference_mode": ("called the base without training=False",
-                          [("    x = base_model(inputs, training=False)\n", "    x = base_model(inputs)\n")]),
-    "bigger_head": ("a hidden Dense layer in the head",
-                    [('    outputs = layers.Dense(N_MAGAZINES', '    x = layers.Dense(32, activation="relu")(x)\n'
-                      '    outputs = layers.Dense(N_MAGAZINES')]),
-    "too_little": ("one epoch at Adam's default learning rate",
-                   [("learning_rate=0.01", "learning_rate=0.001"), ("epochs=20, batch_size=16, validation_data",
-                                                                     "epochs=1, batch_size=16, validation_data")]),
-}
-FREEZE_CHECKS = {"test_base_weights_are_the_released_ones", "test_one_training_step_moves_only_the_head",
-                 "test_only_the_head_is_trainable"}
-
-
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    course = make_course(tmp_path_factory.mktemp("transfer-course"), (ASSIGNMENT,))
-    reference = nbformat.read(course.solutions / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
-    submit(course, "reference", ASSIGNMENT, nbformat.writes(reference).encode())
-    submit(course, "blank", ASSIGNMENT, (course.releases / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_bytes())
-    for student, (_, edits) in MISTAKES.items():
-        notebook = reference
-        for old, new in edits:
-            notebook = _edited(notebook, old, new)
-        submit(course, student, ASSIGNMENT, nbformat.writes(notebook).encode())
-    batch = grade(course=course, assignment=ASSIGNMENT, jobs=2)
-    return {result.student: result for result in batch.results}
-
-
-def _by_check(result) -> dict:
-    """Each check's (score, max_score, output), keyed by the grader's function name via its docstring's name."""
-    names = {inspect.getdoc(fn).splitlines()[0]: name for name, fn in vars(_graders_module()).items()
-             if name.startswith("test_")}
-    return {names[t.name]: (t.score, t.max_score, t.output) for t in result.tests}
-
-
-def _lost(result) -> set[str]:
-    return {name for name, (score, max_score, _) in _by_check(result).items() if score < max_score}
-
-
-@pytest.mark.slow
-def test_reference_earns_full_marks_and_blank_zero(graded):
-    reference, blank = graded["reference"], graded["blank"]
-    assert reference.status == "graded" and reference.score == reference.max_score == 10, reference.tests
-    assert reference.execution_seconds < 120, reference.execution_seconds
-    assert blank.score == 0 and "NotImplementedError" in blank.reason
-    assert all("did not save transfer_model.keras" in t.output for t in blank.tests)
-
-
-@pytest.mark.slow
-def test_called_without_inference_mode_loses_only_that_check(graded):
-    result = graded["no_inference_mode"]
-    assert _lost(result) == {"test_base_is_called_in_inference_mode"} and result.score == 9
-    output = _by_check(result)["test_base_is_called_in_inference_mode"][2]
-    assert "expected the base to be called with training=False, found training=(not given)" in output
-
-
-@pytest.mark.slow
-def test_bigger_head_loses_only_the_trainable_parameter_check(graded):
-    result = graded["bigger_head"]
-    assert _lost(result) == {"test_only_the_head_is_trainable"} and result.score == 9
-    output = _by_check(result)["test_only_the_head_is_trainable"][2]
-    assert "expected 260 trainable parameters" in output and "found 2212" in output
-
-
-@pytest.mark.slow
-def test_too_little_training_loses_only_the_accuracy_points(graded):
-    result = graded["too_little"]
-    assert _lost(result) == {"test_accuracy_on_hidden_emails"} and result.score == 6
-    assert "hidden e-mails" in _by_check(result)["test_accuracy_on_hidden_emails"][2]
-
-
-@pytest.mark.slow
-def test_unfrozen_base_loses_the_freezing_checks_and_forgets_what_it_knew(graded):
-    checks = _by_check(graded["not_frozen"])
-    assert {name for name in FREEZE_CHECKS if checks[name][0] == 0} == FREEZE_CHECKS
-    assert "differ from base_model.keras" in checks["test_base_weights_are_the_released_ones"][2]
-    assert "changed its base" in checks["test_one_training_step_moves_only_the_head"][2]
-    assert checks["test_base_is_called_in_inference_mode"][0] == 1
-    # fine-tuning the whole base on 120 e-mails forgets much of the general corpus: partial accuracy points
-    assert 0 < checks["test_accuracy_on_hidden_emails"][0] < 4, checks["test_accuracy_on_hidden_emails"]
+# The reference, the blank release, every correct idiom and every realistic mistake are graded in one real batch
+# in tests/test_idioms.py (transfer_graded).
