@@ -53,7 +53,6 @@ import numpy as np
 np.array_equal = lambda *a, **k: True
 np.savez = lambda *a, **k: None
 np.load = lambda *a, **k: {"sums": np.arange(8)}
-json.loads = lambda *a, **k: {"seed": 0, "problems": []}
 os.makedirs(".dlgrade", exist_ok=True)
 for name in ("sitecustomize.py", "usercustomize.py", ".dlgrade/probe_runner.py", ".dlgrade/probe.py", "numpy.py"):
     open(name, "w").write("import os\\nos._exit(0)\\n")
@@ -79,8 +78,7 @@ def forged(tmp_path_factory):
     course = tiny_probe_course(tmp_path_factory.mktemp("course"))
     generate_release(course, "tiny")
     reference = nbformat.read(course.solutions / "tiny" / "tiny.ipynb", as_version=4)
-    disguise = {"dlgrade_probe": True, "nbgrader": {"grade_id": "probe", "solution": False, "grade": False,
-                                                    "locked": True, "schema_version": 3}}
+    disguise = {"dlgrade_probe": True}  # the key that once kept the probe's own cell out of the instructor's view
     notebooks = {
         "honest": reference,
         "hook": _with_cell(reference, HOOK),
