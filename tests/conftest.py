@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import socket
+import threading
 from pathlib import Path
 
 import nbformat
@@ -138,3 +140,27 @@ def tiny_probe_course(root, *, settings: str = "", limits: str = "wall_seconds =
     (course.solutions / "tiny" / "assignment.toml").write_text(
         f'artifacts = ["answer.json"]\n{settings}\n{PROBE_CONFIG}\n[limits]\n{limits}')
     return course
+
+
+@pytest.fixture(scope="module")
+def listener():
+    """A TCP listener on the host's loopback, (port, connections accepted): no sandbox may reach it."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.2)
+    accepted, stop = [], threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept())
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], accepted
+    stop.set()
+    thread.join()
+    server.close()

@@ -13,10 +13,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import stat
 import sys
-import threading
 import time
 import uuid
 import zipfile
@@ -293,30 +291,6 @@ def test_escape(artifacts_dir, credit):
         seen["bomb"] = attempt(lambda: extract_bomb(artifacts_dir))
     credit.message = json.dumps(seen)
 '''
-
-
-@pytest.fixture
-def listener():
-    """A TCP listener on the host's loopback that counts the connections it gets."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    server.settimeout(0.2)
-    accepted, stop = [], threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            try:
-                accepted.append(server.accept())
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()[1], accepted
-    stop.set()
-    thread.join()
-    server.close()
 
 
 def _escape_setup(tmp_path, port: int) -> tuple[Path, Path, dict[str, str], Path]:

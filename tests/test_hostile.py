@@ -10,8 +10,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import socket
-import threading
 from pathlib import Path
 
 import nbformat
@@ -100,31 +98,6 @@ def _snapshot(course) -> dict[str, str]:
             continue
         files[str(relative)] = hashlib.sha256(path.read_bytes()).hexdigest()
     return files
-
-
-@pytest.fixture(scope="module")
-def listener():
-    """A TCP listener on the host's loopback: no sandboxed notebook may reach it."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    server.settimeout(0.5)
-    accepted = []
-    stop = threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            try:
-                accepted.append(server.accept())
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()[1], accepted
-    stop.set()
-    thread.join()
-    server.close()
 
 
 @pytest.fixture(scope="module")
