@@ -153,6 +153,7 @@ def check_notebook(path: Path, *, course: Course | None = None, sandbox: bool | 
 
     path = Path(path).resolve()
     notebook = notebooks.read_submission(path)
+    course = course or _course_of(path)
     config, files_dir, notes = find_config(path, course)
     if files_dir == path.parent and _folder_bytes(files_dir, MAX_FOLDER_BYTES) > MAX_FOLDER_BYTES:
         raise ConfigError(f"{files_dir} holds more than {MAX_FOLDER_BYTES // 2**30} GiB, all of which would be "
@@ -166,12 +167,12 @@ def check_notebook(path: Path, *, course: Course | None = None, sandbox: bool | 
         # user (a browser alone has hundreds), so keep theirs.
         limits = replace(limits, max_tasks=resource.getrlimit(resource.RLIMIT_NPROC)[1])
     config = replace(config, limits=limits)
-    mounts, env = _checkpoint(config, path.parent, isolated)
+    settings = _sandbox_settings(config, course, isolated)
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="dlgrade-check-") as tmp:
         execution = execute_notebook(notebook, config=config, release_dir=files_dir,
-                                     artifacts_dir=Path(tmp) / "artifacts", isolated=isolated, resources=mounts,
-                                     env=env)
+                                     artifacts_dir=Path(tmp) / "artifacts", mounts=settings.kernel_mounts,
+                                     env=settings.kernel_env, isolated=isolated)
     executed = execution.executed
     checks = public_checks(notebook, executed)
     checked = {c.cell for c in checks}
@@ -185,18 +186,16 @@ def check_notebook(path: Path, *, course: Course | None = None, sandbox: bool | 
                        seconds=round(time.monotonic() - start, 1), notes=tuple(sandbox_notes + notes))
 
 
-def _checkpoint(config: AssignmentConfig, folder: Path, isolated: bool):
-    """The course's checkpoint for an assignment that fine-tunes one, mounted as grading mounts it."""
-    if not config.checkpoint:
-        return [], {}
-    from autograder.checkpoints import student_checkpoint
-    from autograder.pipeline import CHECKPOINT_MOUNT
-    from autograder.sandbox import Mount
+def _sandbox_settings(config: AssignmentConfig, course: Course | None, isolated: bool):
+    """The sandbox grading would give the notebook: inside a course with the assignment's resources resolved as
+    grading resolves them (`plan_batch`); elsewhere none (a release's helpers then find their own defaults)."""
+    from autograder.plan import BatchPlan, sandbox_settings
 
-    checkpoint = student_checkpoint(folder)
-    inside = CHECKPOINT_MOUNT if isolated else str(checkpoint.path)
-    return ([Mount(checkpoint.path, Path(CHECKPOINT_MOUNT))],
-            {"DLGRADE_CHECKPOINT": inside, "DLGRADE_CHECKPOINT_PROFILE": checkpoint.profile})
+    in_course = course is not None and (course.solutions / config.name / "assignment.toml").is_file()
+    resources = course.resources(config) if in_course else None
+    plan = BatchPlan(course_root=course.root if course else Path.cwd(), config=config, points={},
+                     isolated=isolated, **({"resources": resources} if resources else {}))
+    return sandbox_settings(plan)
 
 
 def format_report(report: CheckReport) -> str:

@@ -338,35 +338,30 @@ def check(notebook: Path, no_sandbox: bool, time_limit: float | None, course_dir
 
 
 @main.command()
-@click.option("--build-tiny", "build_tiny", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Build the tiny test checkpoint (Hugging Face format) into this folder instead.")
+@click.argument("assignments", nargs=-1)
 @course_dir_option
 @json_option
-def checkpoint(build_tiny: Path | None, course_dir: Path | None, as_json: bool) -> None:
-    """Show which BERT checkpoint the course fine-tunes (bert_finetune, hub_exploration), building the tiny
-    default on first use.
+def resources(assignments: tuple[str, ...], course_dir: Path | None, as_json: bool) -> None:
+    """Show the folders the assignments' declared resources resolve to, building them where needed.
 
-    The checkpoint is a Hugging Face-format folder (config.json, model.safetensors, vocab.txt), taken from
-    $DLGRADE_CHECKPOINT, else [checkpoint] path in the course's dlgrade.toml, else the tiny test checkpoint in
-    .dlgrade/checkpoints/tiny-bert.
+    An assignment declares what it needs mounted in its assignment.toml ([[resources]]: name, env, build); each
+    resolves to $<env>, else [resources.<name>] path in the course's dlgrade.toml, else what its builder script
+    builds into .dlgrade/resources/<name> (see README, "Resources"). Default: every assignment.
 
-    Example: DLGRADE_CHECKPOINT=~/models/bert-base-cased dlgrade checkpoint
+    Example: DLGRADE_CHECKPOINT=~/models/bert-base-cased dlgrade resources bert_finetune
     """
-    from autograder import checkpoints
+    from autograder.resources import describe
 
-    if build_tiny is not None:
-        from autograder.textdata import load_reviews
-
-        found = checkpoints.build_tiny_bert(build_tiny, corpus=load_reviews().texts.tolist())
-    else:
-        found = checkpoints.resolve(_course(course_dir).root)
-    config = json.loads((found.path / "config.json").read_text())
-    summary = {"path": str(found.path), "profile": found.profile, "layers": config.get("num_hidden_layers"),
-               "hidden_size": config.get("hidden_size"), "vocabulary_size": config.get("vocab_size")}
+    course = _course(course_dir)
+    rows = describe(course, assignments or tuple(course.assignments()),
+                    log=lambda line: click.echo(f"==> {line}", err=True))
     if as_json:
-        click.echo(json.dumps(summary, indent=2))
+        click.echo(json.dumps(rows, indent=2))
+    elif not rows:
+        click.echo("no assignment declares a resource")
     else:
-        click.echo("\n".join(f"{key}: {value}" for key, value in summary.items()))
+        click.echo("\n".join(f"{r['assignment']}: {r['name']} (${r['env']}) = {r['path']}  [{r['origin']}]"
+                              for r in rows))
 
 
 # ------------------------------------------------------------- the course's round trip through an LMS (issue 13)

@@ -1,20 +1,26 @@
-"""Where a course keeps its files, and each assignment's typed configuration (`solutions/<a>/assignment.toml`)."""
+"""Where a course keeps its files, and each assignment's typed configuration (`solutions/<a>/assignment.toml`).
+
+An assignment is a folder `solutions/<a>/` with an assignment.toml; the course's order is each one's `position`
+(then its name). The engine knows no assignment by name: everything an exercise owns lives in its folder.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import tomllib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder import config as typed
 from autograder.errors import ConfigError
+from autograder.resources import ResourceConfig
 from autograder.sandbox import Limits
 
-ASSIGNMENTS = ("seq2seq", "attention", "transfer_learning", "bert_finetune", "hub_exploration")
 GRADERS_DIR = "graders"  # hidden pytest graders, below solutions/<assignment>/; nbgrader_config.py never releases it
+EXAMPLES_FILE = "examples.py"  # example submissions of an assignment (EXAMPLES), beside its notebook; never released
 CONFIG_FILE = "assignment.toml"
-SETTINGS_FILE = "dlgrade.toml"  # optional, at the course root: [checkpoint], [late], [slurm]
+SETTINGS_FILE = "dlgrade.toml"  # optional, at the course root: [resources.<name>], [late], [slurm]
+BACKENDS = ("tensorflow", "jax", "torch")
 
 
 @dataclass(frozen=True)
@@ -26,7 +32,7 @@ class ProbeConfig:
     inputs: str  # file in graders/ with make_inputs(seed) -> arrays, run by the host, never in a sandbox
     cells: tuple[str, ...]  # grade_ids of the solution cells whose source the probe executes, in notebook order
     artifacts: tuple[str, ...] = ()  # the notebook's artifacts the probe reads (trained weights), read-only
-    wall_seconds: float = 300.0  # time limit of the probe sandbox
+    wall_seconds: float = field(default=300.0, metadata={"min": 1})  # time limit of the probe sandbox
 
 
 @dataclass(frozen=True)
@@ -34,21 +40,58 @@ class AssignmentConfig:
     """How one assignment is graded. Every field has a default; `assignment.toml` overrides them."""
 
     name: str
+    position: int = 1000  # where the assignment comes in the course (releases, demo, exports), then by name
     notebook: str = ""  # notebook file in solutions/<name>/; default "<name>.ipynb"
     artifacts: tuple[str, ...] = ()  # files the notebook must leave in its working directory for the graders
     extras: tuple[str, ...] = ()  # files collected when present, for feedback (training history, plots); optional
     limits: Limits = field(default_factory=Limits)  # sandbox limits for executing one submission
-    grader_seconds: float = 300.0  # time limit of the hidden graders for one submission
-    device: str = "cpu"  # "cpu", or "gpu" when the assignment wants one (used when present)
+    grader_seconds: float = field(default=300.0, metadata={"min": 1})  # time limit of the hidden graders, per
+    #                                                                    submission
+    device: str = field(default="cpu", metadata={"choices": ("cpu", "gpu")})  # "gpu": used when the host has one
+    backend: str = field(default="tensorflow", metadata={"choices": BACKENDS})  # KERAS_BACKEND of the kernel
     probe: ProbeConfig | None = None  # student definitions called in a fresh sandbox after the notebook ran
-    checkpoint: bool = False  # mount the course's BERT checkpoint read-only (autograder.checkpoints.resolve)
-    cpu_threads: int = 1  # CPU threads of one submission's TensorFlow; a batch runs cores // cpu_threads at once
+    resources: tuple[ResourceConfig, ...] = ()  # folders mounted read-only for the notebook and the graders
+    cpu_threads: int = field(default=1, metadata={"min": 1})  # CPU threads of one submission's kernel; a batch
+    #                                                            runs cores // cpu_threads at once
     preload: tuple[str, ...] = ("numpy", "tensorflow", "keras")  # imported in warm kernels and grader processes
-    grader_memory_bytes: int = 6 * 2**30  # memory limit of the hidden graders for one submission
+    grader_memory_bytes: int = field(default=6 * 2**30, metadata={"min": 2**27})  # memory limit of the graders
 
     @property
     def notebook_name(self) -> str:
         return self.notebook or f"{self.name}.ipynb"
+
+
+def load_assignment(path: Path, name: str) -> AssignmentConfig:
+    """`path` (an assignment.toml) as an AssignmentConfig; every value checked, cross-references too."""
+    config = typed.load(AssignmentConfig, typed.read_toml(path), file=path, fixed={"name": name})
+    names = [resource.name for resource in config.resources]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: resources: each name once, found {names}")
+    for resource in config.resources:
+        if not re.fullmatch(r"[a-z][a-z0-9_-]*", resource.name) or not re.fullmatch(r"[A-Z_][A-Z0-9_]*", resource.env):
+            raise ConfigError(f"{path}: resources: name must be lower-case letters, digits, - or _ and env an "
+                              f"environment variable's name (A-Z, 0-9, _), found {resource.name!r}, {resource.env!r}")
+    for item in (*config.artifacts, *config.extras):
+        if Path(item).name != item or item in ("", ".", ".."):
+            raise ConfigError(f"{path}: artifacts and extras are plain file names, not paths: {item!r}")
+    if config.probe is not None:
+        from autograder.probe import RESERVED_ARTIFACTS
+
+        unknown = sorted(set(config.probe.artifacts) - set(config.artifacts))
+        if unknown:
+            raise ConfigError(f"{path}: probe.artifacts {unknown} are not among the assignment's artifacts "
+                              f"{list(config.artifacts)}")
+        clash = sorted(set(config.artifacts) & set(RESERVED_ARTIFACTS))
+        if clash:
+            raise ConfigError(f"{path}: artifacts {clash} are names the probe writes; call them otherwise")
+    return config
+
+
+@dataclass(frozen=True)
+class ResourcePath:
+    """`[resources.<name>]` of dlgrade.toml: the folder a course uses for a declared resource."""
+
+    path: Path  # relative to the course root
 
 
 @dataclass(frozen=True)
@@ -100,9 +143,23 @@ class Course:
         return self.solutions / assignment / GRADERS_DIR
 
     def assignments(self) -> list[str]:
-        """Assignments that have a source folder, in course order."""
-        found = [p.name for p in sorted(self.solutions.iterdir()) if (p / CONFIG_FILE).exists()]
-        return sorted(found, key=lambda name: (ASSIGNMENTS.index(name) if name in ASSIGNMENTS else 99, name))
+        """Assignments that have a source folder with an assignment.toml, in course order (`position`, name)."""
+        if not self.solutions.is_dir():
+            return []
+        found = [p.name for p in self.solutions.iterdir() if (p / CONFIG_FILE).is_file()]
+        return sorted(found, key=lambda name: (self.config(name).position, name))
+
+    def exercise_dir(self, assignment: str) -> Path:
+        """solutions/<assignment>/: the notebook, its released helper files, examples.py and graders/."""
+        return self.solutions / assignment
+
+    def resources(self, config: AssignmentConfig, *, log=None):
+        """The assignment's declared resources resolved on this host (built where needed): a ResourceSet."""
+        from autograder.resources import resolve_resources
+
+        return resolve_resources(config.resources, exercise_dir=self.exercise_dir(config.name),
+                                 course_root=self.settings_dir, configured=configured_resources(self.settings_dir),
+                                 log=log)
 
     def students(self, assignment: str) -> list[str]:
         """Students with a submission folder for `assignment`, sorted."""
@@ -111,52 +168,20 @@ class Course:
         return sorted(p.name for p in self.submitted.iterdir() if (p / assignment).is_dir())
 
     def config(self, assignment: str) -> AssignmentConfig:
-        """Read `solutions/<assignment>/assignment.toml`; unknown keys are an error, not silently ignored."""
-        path = self.solutions / assignment / CONFIG_FILE
-        if not path.exists():
-            known = ", ".join(self.assignments()) or "none"
-            raise ConfigError(f"no assignment {assignment!r}: {path} does not exist (assignments: {known})")
-        try:
-            raw = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: {exc}") from exc
-        limits = _typed(Limits, raw.pop("limits", {}), path)
-        raw["artifacts"] = tuple(raw.get("artifacts", ()))
-        raw["extras"] = tuple(raw.get("extras", ()))
-        if "preload" in raw:
-            raw["preload"] = tuple(raw["preload"])
-        if "probe" in raw:
-            raw["probe"] = _probe(raw["probe"], path, artifacts=raw["artifacts"])
-        return _typed(AssignmentConfig, {**raw, "name": assignment, "limits": limits}, path)
+        """`solutions/<assignment>/assignment.toml`, typed: a wrong or unknown key fails here, naming it."""
+        return _config(self.solutions / assignment / CONFIG_FILE, assignment, self)
 
 
-def _probe(raw, path: Path, *, artifacts: tuple[str, ...]) -> ProbeConfig:
-    """[probe] of assignment.toml, checked where it is read: each name it uses must exist in the config."""
-    from autograder.probe import RESERVED_ARTIFACTS
-
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: probe must be a table ([probe] with script, inputs, cells), not {raw!r}")
-    for key in ("cells", "artifacts"):
-        if key in raw:
-            if not isinstance(raw[key], list) or not all(isinstance(item, str) for item in raw[key]):
-                raise ConfigError(f"{path}: probe.{key} must be a list of strings, not {raw[key]!r}")
-            raw = {**raw, key: tuple(raw[key])}
-    probe = _typed(ProbeConfig, raw, path)
-    unknown = sorted(set(probe.artifacts) - set(artifacts))
-    if unknown:
-        raise ConfigError(f"{path}: probe.artifacts {unknown} are not among the assignment's artifacts {artifacts}")
-    clash = sorted(set(artifacts) & set(RESERVED_ARTIFACTS))
-    if clash:
-        raise ConfigError(f"{path}: artifacts {clash} are names the probe writes; call them otherwise")
-    return probe
+@functools.lru_cache(maxsize=64)
+def _cached_config(path: Path, name: str, mtime_ns: int) -> AssignmentConfig:
+    return load_assignment(path, name)
 
 
-def _typed(cls, values: dict, path: Path):
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-    return cls(**values)
+def _config(path: Path, assignment: str, course: Course) -> AssignmentConfig:
+    if not path.is_file():
+        known = ", ".join(sorted(p.parent.name for p in course.solutions.glob(f"*/{CONFIG_FILE}")))
+        raise ConfigError(f"no assignment {assignment!r}: {path} does not exist (assignments: {known or 'none'})")
+    return _cached_config(path, assignment, path.stat().st_mtime_ns)
 
 
 def open_course(root: Path) -> Course:
@@ -203,22 +228,20 @@ def copy_course(source: Course, target: Path, assignments: tuple[str, ...]) -> C
     return Course(target, settings_root=source.settings_dir)
 
 
-def course_settings(settings_dir: Path, section: str, known: set[str]) -> dict:
-    """The `[section]` table of `<settings_dir>/dlgrade.toml`: {} when the file or the section is absent.
-
-    Unknown keys are an error naming the file, never silently ignored.
-    """
+def course_section(settings_dir: Path, section: str, cls: type):
+    """`[section]` of `<settings_dir>/dlgrade.toml` as a `cls`, every value checked (defaults when absent)."""
     path = Path(settings_dir) / SETTINGS_FILE
-    if not path.is_file():
-        return {}
-    try:
-        raw = tomllib.loads(path.read_text()).get(section, {})
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    return typed.load(cls, typed.read_toml(path).get(section, {}), file=path, key=section)
+
+
+def configured_resources(settings_dir: Path) -> dict[str, Path]:
+    """`[resources.<name>] path = "DIR"` of the course's dlgrade.toml: name -> folder (relative to the course)."""
+    path = Path(settings_dir) / SETTINGS_FILE
+    raw = typed.read_toml(path).get("resources", {})
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: [{section}] must be a table of settings")
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"{path}: unknown setting(s) in [{section}]: {', '.join(unknown)}; "
-                          f"known: {', '.join(sorted(known))}")
-    return raw
+        raise ConfigError(f"{path}: [resources] must hold tables, e.g. [resources.bert] with path = \"DIR\"")
+    found = {}
+    for name, table in raw.items():
+        entry = typed.load(ResourcePath, table, file=path, key=f"resources.{name}")
+        found[name] = entry.path if entry.path.is_absolute() else Path(settings_dir) / entry.path
+    return found

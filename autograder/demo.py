@@ -1,4 +1,5 @@
-"""`make demo`: release every assignment, grade the example submissions, export the gradebook, summarise.
+"""`make demo`: release every assignment, grade each one's example submissions (`solutions/<a>/examples.py`),
+export the gradebook, summarise.
 
 Runs on the course in the current directory (the repository), writing only git-ignored student data.
 """
@@ -17,7 +18,7 @@ DEMO_TIME_LIMIT = 150  # seconds per notebook: references train in about a minut
 
 def main() -> int:
     from autograder.cli import results_table
-    from autograder.examples import EXAMPLES, write_examples
+    from autograder.examples import load_examples, write_examples
     from autograder.export import export_frame
     from autograder.feedback import write_feedback
     from autograder.notebooks import generate_release
@@ -28,7 +29,7 @@ def main() -> int:
     for folder in (course.submitted, course.autograded, course.feedback):
         shutil.rmtree(folder, ignore_errors=True)
     (course.root / "gradebook.db").unlink(missing_ok=True)
-    assignments = [a for a in course.assignments() if a in EXAMPLES]
+    assignments = [a for a in course.assignments() if load_examples(course, a)]  # each exercise's examples.py
     for assignment in course.assignments():
         print(f"==> generating release assignments/{assignment}", flush=True)
         generate_release(course, assignment)

@@ -47,10 +47,10 @@ def _reachable(path: Path, *, skip: tuple[str, ...] = ()) -> Path:
     return sandbox.mirror_tree(path, MIRRORS / f"{path.name}-{key}", skip=skip)
 
 
-def python_mounts(*, engine: bool = True) -> list[sandbox.Mount]:
-    """The interpreter, the virtual environment and (with `engine`) this package, read-only at their own paths.
-
-    The probe sandbox runs without the package: its course helpers could compute labels there."""
+def python_mounts(*, engine: bool = False) -> list[sandbox.Mount]:
+    """The interpreter and the virtual environment, read-only at their own paths; with `engine` this package too
+    (for the grader process, which runs no student code). A notebook's or probe's sandbox runs without it: its
+    runner is one file copied into the scratch folder, and a release needs nothing of dlgrade."""
     base = Path(sys.base_prefix).resolve()
     mounts = [sandbox.Mount(_reachable(base, skip=("site-packages", "test", "__pycache__", "idlelib", "tkinter")),
                             base)]
@@ -63,10 +63,10 @@ def python_mounts(*, engine: bool = True) -> list[sandbox.Mount]:
     return mounts
 
 
-def sandbox_mounts(config: AssignmentConfig, resources: Sequence[sandbox.Mount] = (), *,
-                   engine: bool = True) -> list[sandbox.Mount]:
-    """Everything a sandbox of `config` mounts: the interpreter, the resources (reachable copies) and GPUs."""
-    return [*python_mounts(engine=engine), *(sandbox.Mount(_reachable(m.source), m.dest) for m in resources),
+def sandbox_mounts(config: AssignmentConfig, resources: Sequence[sandbox.Mount] = ()) -> list[sandbox.Mount]:
+    """Everything a notebook's or probe's sandbox of `config` mounts: the interpreter, the resources (reachable
+    copies) and GPUs; no engine code."""
+    return [*python_mounts(), *(sandbox.Mount(_reachable(m.source), m.dest) for m in resources),
             *gpu_mounts(config)]
 
 
@@ -110,18 +110,19 @@ class SandboxedKernel:
     sandbox serves exactly one notebook: warm and cold runs are the same run.
     """
 
-    def __init__(self, *, config: AssignmentConfig, release_dir: Path, isolated: bool = True, slot: int = 0,
-                 resources: Sequence[sandbox.Mount] = (), env: dict[str, str] | None = None, warm: bool = False):
+    def __init__(self, *, config: AssignmentConfig, release_dir: Path, mounts: Sequence[sandbox.Mount],
+                 env: dict[str, str], isolated: bool = True, slot: int = 0, warm: bool = False):
         self._tmp = tempfile.TemporaryDirectory(prefix="dlgrade-scratch-")
         self.scratch = Path(self._tmp.name)
         self.config = config
         _copy_release_files(release_dir, self.scratch, skip=config.notebook_name)
         (self.scratch / RUNNER_DIR).mkdir()
-        self._argv = [str(Path(sys.prefix) / "bin" / "python"), "-m", "autograder.kernel_runner",
+        shutil.copy2(Path(__file__).with_name("kernel_runner.py"), self.scratch / RUNNER_DIR / "kernel_runner.py")
+        self._argv = [str(Path(sys.prefix) / "bin" / "python"), "-B", f"{RUNNER_DIR}/kernel_runner.py",
                       f"{RUNNER_DIR}/input.ipynb", f"{RUNNER_DIR}/executed.ipynb",
                       "--cell-timeout", str(int(config.limits.wall_seconds)), "--preload", ",".join(config.preload)]
-        self._start = dict(scratch=self.scratch, limits=config.limits, env={**kernel_env(config), **(env or {})},
-                           slot=slot, mounts=sandbox_mounts(config, resources) if isolated else (), isolated=isolated)
+        self._start = dict(scratch=self.scratch, limits=config.limits, env=env, slot=slot,
+                           mounts=tuple(mounts) if isolated else (), isolated=isolated)
         self.running: sandbox.Running | None = None
         if warm:
             self.running = sandbox.start(self._argv, **self._start)
@@ -176,16 +177,15 @@ class SandboxedKernel:
 
 
 def execute_notebook(notebook: nbformat.NotebookNode, *, config: AssignmentConfig, release_dir: Path,
-                     artifacts_dir: Path, isolated: bool = True, slot: int = 0,
-                     resources: Sequence[sandbox.Mount] = (), env: dict[str, str] | None = None,
-                     kernel: SandboxedKernel | None = None) -> Execution:
+                     artifacts_dir: Path, mounts: Sequence[sandbox.Mount], env: dict[str, str], isolated: bool = True,
+                     slot: int = 0, kernel: SandboxedKernel | None = None) -> Execution:
     """Run `notebook` in a fresh scratch directory holding the release's files; copy declared artifacts out.
 
-    `resources` are extra read-only mounts (a model checkpoint), `env` extra variables for the kernel;
-    `kernel` is a warm sandbox started with the same settings (else a cold one is started here).
+    `mounts` and `env` are the sandbox's (`plan.sandbox_settings`: interpreter, resources, GPUs; the kernel's
+    variables); `kernel` is a warm sandbox started with the same settings (else a cold one is started here).
     """
-    kernel = kernel or SandboxedKernel(config=config, release_dir=release_dir, isolated=isolated, slot=slot,
-                                       resources=resources, env=env)
+    kernel = kernel or SandboxedKernel(config=config, release_dir=release_dir, mounts=mounts, env=env,
+                                       isolated=isolated, slot=slot)
     return kernel.run(notebook, artifacts_dir=artifacts_dir)
 
 

@@ -17,19 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from autograder.plan import BatchPlan
 from autograder.results import SubmissionResult
 
 
 @dataclass(frozen=True)
 class Task:
-    """One submission to grade, as plain data that can travel to another machine (a Slurm task)."""
+    """One submission to grade: the batch's plan (which travels to another machine as JSON) and the student."""
 
-    course_root: Path
-    assignment: str
+    plan: BatchPlan
     student: str
-    isolated: bool = True
-    time_limit: float | None = None  # overrides the assignment's wall-time limit
-    settings_root: Path | None = None  # where the course's dlgrade.toml lies, when not in course_root
 
 
 GradeOne = Callable[[Task, int], SubmissionResult]  # (task, slot) -> result; the slot picks the sandbox's host uid

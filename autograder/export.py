@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from autograder.course import ASSIGNMENTS, Course
+from autograder.course import Course
 from autograder.gradebook import scores_frame
 from autograder.late import LatePolicy
 from autograder.pipeline import load_results
@@ -80,7 +80,7 @@ def export_frame(course: Course, *, policy: LatePolicy | None = None, record: bo
         return pd.DataFrame(columns=LONG_COLUMNS)
     frame = scores_frame(course)
     rows = []
-    for assignment in frame["assignment"].unique():
+    for assignment in in_course_order(course, frame["assignment"].unique()):
         if record:
             record_penalties(course, assignment, policy)
         results = {r.student: r for r in load_results(course, assignment)}
@@ -115,8 +115,15 @@ def wide_frame(long: pd.DataFrame) -> pd.DataFrame:
 
 
 def course_order(names) -> list[str]:
-    """Assignment names in the order of the course (then alphabetically), each once."""
-    return sorted(set(names), key=lambda name: (ASSIGNMENTS.index(name) if name in ASSIGNMENTS else 99, name))
+    """Assignment names in the order they come, each once: frames and results are built in the course's order
+    (`in_course_order`), and every table keeps it."""
+    return list(dict.fromkeys(names))
+
+
+def in_course_order(course: Course, names) -> list[str]:
+    """`names` in the course's order (`Course.assignments()`: each one's position), unknown ones after them."""
+    known = course.assignments()
+    return sorted(set(names), key=lambda name: (known.index(name) if name in known else len(known), name))
 
 
 def _assignment_order(long: pd.DataFrame) -> list[str]:
@@ -177,7 +184,7 @@ def gradescope_results(result: SubmissionResult, *, late_penalty: float = 0.0, l
 
 def graded_assignments(course: Course) -> list[str]:
     """Assignments with at least one results.json, in course order."""
-    return course_order(path.parent.name for path in course.autograded.glob("*/*/results.json"))
+    return in_course_order(course, (path.parent.name for path in course.autograded.glob("*/*/results.json")))
 
 
 def write_gradescope(course: Course, target: Path, *, policy: LatePolicy | None = None) -> list[Path]:

@@ -99,7 +99,7 @@ class GraderProcess:
             copy = self._base / "assignment"
             shutil.copytree(assignment, copy, ignore=shutil.ignore_patterns(*SKIPPED))
             self._share(copy)
-            mounts = [*python_mounts(), sandbox.Mount(copy, assignment), sandbox.Mount(self._inbox, INBOX),
+            mounts = [*python_mounts(engine=True), sandbox.Mount(copy, assignment), sandbox.Mount(self._inbox, INBOX),
                       *(sandbox.Mount(_reachable(path), path) for path in self.read_only), *self.devices]
             argv += ["--inbox", str(INBOX), "--outbox", sandbox.SCRATCH_MOUNT, "--sandboxed"]
             env.update({"TMPDIR": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib"})

@@ -1,7 +1,10 @@
 """Executes one notebook with nbclient. Runs *inside* the sandbox, next to the student's kernel, so nothing
 it writes is trusted: the grader reads its output file as data only.
 
-    python -m autograder.kernel_runner IN.ipynb OUT.ipynb --cell-timeout 600 --preload numpy,tensorflow,keras
+    python .dlgrade/kernel_runner.py IN.ipynb OUT.ipynb --cell-timeout 600 --preload numpy,tensorflow,keras
+
+The sandbox gets this one file, copied into its scratch folder (it needs nbclient and nbformat only): no other
+engine code is mounted where student code runs.
 
 The runner starts the kernel, imports the `--preload` modules in it (no names are left in the student's
 namespace, no execution count is used), says READY on stderr, and only then waits for IN to appear: the grader

@@ -18,15 +18,13 @@ Penalties are written into the gradebook too (`late_submission_penalty`, nbgrade
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from autograder.course import SETTINGS_FILE, Course, course_settings
-from autograder.errors import ConfigError
+from autograder.course import Course, course_section
 
 SECTION = "late"
 METHODS = ("none", "zero", "percent_per_day")
@@ -38,10 +36,14 @@ DAY_SECONDS = 86_400
 class LatePolicy:
     """What a late submission loses; `[late]` in the course's dlgrade.toml."""
 
-    method: str = "none"  # "none": nothing; "zero": a late submission scores 0; "percent_per_day": see below
-    percent_per_day: float = 10.0  # percent of the earned score lost per started day late (percent_per_day)
-    max_percent: float = 100.0  # the most a late submission loses, in percent of its score (percent_per_day)
-    grace_minutes: float = 0.0  # a submission at most this late counts as on time (slow uploads, clock skew)
+    # "none": nothing; "zero": a late submission scores 0; "percent_per_day": see below
+    method: str = field(default="none", metadata={"choices": METHODS})
+    # percent of the earned score lost per started day late (percent_per_day)
+    percent_per_day: float = 10.0
+    # the most a late submission loses, in percent of its score (percent_per_day)
+    max_percent: float = field(default=100.0, metadata={"max": 100})
+    # a submission at most this late counts as on time (slow uploads, clock skew)
+    grace_minutes: float = 0.0
 
     def describe(self) -> str:
         """The policy in one sentence, for feedback pages."""
@@ -55,19 +57,9 @@ class LatePolicy:
 
 
 def load_policy(course_root: Path) -> LatePolicy:
-    """The `[late]` section of `<course_root>/dlgrade.toml`; no file or no section means no penalty."""
-    path = Path(course_root) / SETTINGS_FILE
-    raw = course_settings(course_root, SECTION, {f.name for f in dataclasses.fields(LatePolicy)})
-    policy = LatePolicy(**raw)
-    if policy.method not in METHODS:
-        raise ConfigError(f"{path}: [{SECTION}] method = {policy.method!r}; choose one of {', '.join(METHODS)}")
-    for name in ("percent_per_day", "max_percent", "grace_minutes"):
-        value = getattr(policy, name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ConfigError(f"{path}: [{SECTION}] {name} must be a number >= 0, found {value!r}")
-    if policy.max_percent > 100:
-        raise ConfigError(f"{path}: [{SECTION}] max_percent must be at most 100, found {policy.max_percent}")
-    return policy
+    """The `[late]` section of `<course_root>/dlgrade.toml`, every value checked; no file or no section means no
+    penalty."""
+    return course_section(course_root, SECTION, LatePolicy)
 
 
 @dataclass(frozen=True)

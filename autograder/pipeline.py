@@ -1,8 +1,9 @@
-"""Grading, one submission at a time, as an explicit list of small steps; batches and validation on top.
+"""Grading, one submission at a time, as an explicit list of small steps that take and return values; batches
+and validation on top.
 
-    read_notebook -> restore_locked_cells -> provide_checkpoint -> execute_in_sandbox -> probe_definitions
-    -> run_hidden_graders -> summarize
-    then, in the batch's own thread: record (gradebook) and write results.json
+    plan_batch (once per batch: config, points, resources)
+    read_notebook -> restore_locked_cells -> execute_in_sandbox -> probe_definitions -> run_hidden_graders
+    -> summarize, then, in the batch's own thread, a Recorder: the gradebook, then results.json
 
 Student code runs only in sandboxes: the notebook in `execute_in_sandbox`, and, where the assignment declares a
 probe, its graded definitions again in a fresh one (`probe_definitions`); everything else reads files. A local
@@ -13,7 +14,6 @@ are the same.
 
 from __future__ import annotations
 
-import functools
 import json
 import shutil
 import tempfile
@@ -28,145 +28,103 @@ import nbformat
 from autograder import gradebook, notebooks
 from autograder.course import AssignmentConfig, Course, copy_course
 from autograder.errors import GradingFailed, SubmissionRejected, ValidationFailed
-from autograder.execution import Execution, execute_notebook, kernel_env, sandbox_mounts
+from autograder.execution import Execution, execute_notebook
 from autograder.executors import Executor, LocalExecutor, Task
 from autograder.graders import run_graders
+from autograder.plan import BatchPlan, autograded_points, plan_batch, sandbox_settings
 from autograder.probe import probe_seed, run_probe, write_for_graders
 from autograder.results import BatchReport, CheckResult, SubmissionResult
-from autograder.sandbox import Mount
 from autograder.text import plain_text
 from autograder.warm import WarmPool
 
 RESULTS_FILE = "results.json"
 LOG_FILE = "dlgrade.log"
-CHECKPOINT_MOUNT = "/opt/dlgrade/checkpoint"  # where the sandbox sees the course's checkpoint
-
-
-@dataclass
-class Job:
-    """The work on one submission as it moves through the steps."""
-
-    course: Course
-    config: AssignmentConfig
-    student: str
-    submission_dir: Path
-    output_dir: Path  # autograded/<student>/<assignment>/
-    isolated: bool = True
-    slot: int = 0
-    notebook: nbformat.NotebookNode | None = None
-    notes: list[str] = field(default_factory=list)
-    manual_answers: dict[str, bool] = field(default_factory=dict)  # hand-graded cell -> answered
-    mounts: list[Mount] = field(default_factory=list)  # read-only resources for the sandbox (a checkpoint)
-    kernel_env: dict[str, str] = field(default_factory=dict)
-    grader_env: dict[str, str] = field(default_factory=dict)
-    pool: WarmPool | None = None  # the batch's warm sandboxes and grader processes
-    execution: Execution | None = None
-    checks: list[CheckResult] = field(default_factory=list)
-    log: list[str] = field(default_factory=list)
-
-
-def read_notebook(job: Job) -> None:
-    job.notebook = notebooks.read_submission(job.submission_dir / job.config.notebook_name)
-
-
-def restore_locked_cells(job: Job) -> None:
-    restored = notebooks.restore_cells(job.notebook, course=job.course, assignment=job.config.name,
-                                       notebook_name=job.config.notebook_name, student=job.student)
-    job.notebook = restored.notebook
-    job.notes.extend(restored.notes)
-    job.manual_answers = notebooks.manual_answers(job.notebook)
+__all__ = ["autograded_points", "grade", "grade_one", "grade_submission", "load_results", "plan_batch", "validate"]
 
 
 @dataclass(frozen=True)
-class Resources:
-    """What the sandbox mounts read-only beyond the Python installation, and the variables that point at it."""
+class Restored:
+    """The submission with its locked cells restored from the gradebook, and what that found."""
 
-    mounts: tuple[Mount, ...] = ()
-    kernel_env: dict[str, str] = field(default_factory=dict)
-    grader_env: dict[str, str] = field(default_factory=dict)
-
-
-def resources_for(course: Course, config: AssignmentConfig, *, isolated: bool) -> Resources:
-    """The course's model checkpoint, read-only, for assignments that declare `checkpoint = true`."""
-    if not config.checkpoint:
-        return Resources()
-    from autograder.checkpoints import resolve
-
-    checkpoint = resolve(course.settings_dir)
-    inside = CHECKPOINT_MOUNT if isolated else str(checkpoint.path)
-    return Resources(mounts=(Mount(checkpoint.path, Path(CHECKPOINT_MOUNT)),),
-                     kernel_env={"DLGRADE_CHECKPOINT": inside, "DLGRADE_CHECKPOINT_PROFILE": checkpoint.profile},
-                     grader_env={"DLGRADE_CHECKPOINT": str(checkpoint.path),
-                                 "DLGRADE_CHECKPOINT_PROFILE": checkpoint.profile})
+    notebook: nbformat.NotebookNode
+    notes: tuple[str, ...]  # what was restored, for the student
+    manual_answers: dict[str, bool]  # hand-graded cell -> answered
 
 
-def provide_checkpoint(job: Job) -> None:
-    """The course's checkpoint for the sandbox and the graders, where the assignment declares one."""
-    resources = resources_for(job.course, job.config, isolated=job.isolated)
-    job.mounts.extend(resources.mounts)
-    job.kernel_env.update(resources.kernel_env)
-    job.grader_env.update(resources.grader_env)
+def read_notebook(plan: BatchPlan, student: str) -> nbformat.NotebookNode:
+    """The submitted notebook, parsed as hostile data (SubmissionRejected with a reason when it cannot be)."""
+    return notebooks.read_submission(plan.submission_dir(student) / plan.config.notebook_name)
 
 
-def execute_in_sandbox(job: Job) -> None:
-    warm = job.pool.kernel(job.slot) if job.pool else None
-    job.execution = execute_notebook(job.notebook, config=job.config,
-                                     release_dir=job.course.releases / job.config.name,
-                                     artifacts_dir=job.output_dir / "artifacts", isolated=job.isolated, slot=job.slot,
-                                     resources=job.mounts, env=job.kernel_env, kernel=warm)
-    if job.pool:  # this slot's sandbox has ended: warm the next one while the graders run
+def restore_locked_cells(plan: BatchPlan, student: str, notebook: nbformat.NotebookNode) -> Restored:
+    restored = notebooks.restore_cells(notebook, course=plan.course, assignment=plan.assignment,
+                                       notebook_name=plan.config.notebook_name, student=student)
+    return Restored(notebook=restored.notebook, notes=tuple(restored.notes),
+                    manual_answers=notebooks.manual_answers(restored.notebook))
+
+
+def execute_in_sandbox(plan: BatchPlan, notebook: nbformat.NotebookNode, *, output_dir: Path, slot: int,
+                       pool: WarmPool | None, log: list[str]) -> Execution:
+    """The notebook run in its sandbox (the pool's warm one, else a cold one); its artifacts copied out, the
+    executed notebook kept beside them."""
+    settings = sandbox_settings(plan)
+    warm = pool.kernel(slot) if pool else None
+    execution = execute_notebook(notebook, config=plan.config, release_dir=plan.course.releases / plan.assignment,
+                                 artifacts_dir=output_dir / "artifacts", mounts=settings.kernel_mounts,
+                                 env=settings.kernel_env, isolated=plan.isolated, slot=slot, kernel=warm)
+    if pool:  # this slot's sandbox has ended: warm the next one while the graders run
         try:
-            job.pool.prestart(job.slot)
+            pool.prestart(slot)
         except Exception:  # the next submission then starts cold; this one is not concerned
-            job.log.append("--- could not warm the next sandbox\n" + traceback.format_exc())
-    kept = notebooks.with_outputs(job.notebook, job.execution.executed)  # never the sandbox's file as it lies
-    nbformat.write(kept, job.output_dir / job.config.notebook_name)
-    if job.execution.executed is not None:
-        job.execution = replace(job.execution, executed=kept)
-    run = job.execution.run
-    job.log.append(f"sandbox ({'warm' if warm else 'cold'} start): exit {run.returncode}, {run.wall_seconds:.1f} s, "
-                   f"peak {run.peak_memory_bytes / 2**20:.0f} MiB\n--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}")
+            log.append("--- could not warm the next sandbox\n" + traceback.format_exc())
+    kept = notebooks.with_outputs(notebook, execution.executed)  # never the sandbox's file as it lies
+    nbformat.write(kept, output_dir / plan.config.notebook_name)
+    if execution.executed is not None:
+        execution = replace(execution, executed=kept)
+    run = execution.run
+    log.append(f"sandbox ({'warm' if warm else 'cold'} start): exit {run.returncode}, {run.wall_seconds:.1f} s, "
+               f"peak {run.peak_memory_bytes / 2**20:.0f} MiB\n--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}")
+    return execution
 
 
-def probe_definitions(job: Job) -> None:
+def probe_definitions(plan: BatchPlan, student: str, notebook: nbformat.NotebookNode, execution: Execution, *,
+                      output_dir: Path, slot: int, log: list[str]) -> None:
     """Where the assignment declares a probe: the graded definitions called in a fresh sandbox, on inputs drawn
     here for this submission; the validated arrays and the seed go to the artifacts for the graders."""
-    if job.config.probe is None:
+    if plan.config.probe is None:
         return
-    seed = probe_seed(job.course.settings_dir, job.config.name, job.student)
-    outcome = run_probe(config=job.config, graders_dir=job.course.graders(job.config.name), notebook=job.notebook,
-                        artifacts=job.execution.artifacts, seed=seed, slot=job.slot, isolated=job.isolated,
-                        mounts=sandbox_mounts(job.config, job.mounts, engine=False),
-                        env={**kernel_env(job.config), **job.kernel_env})
-    write_for_graders(outcome, job.output_dir / "artifacts")
+    settings = sandbox_settings(plan)
+    seed = probe_seed(plan.course.settings_dir, plan.assignment, student)
+    outcome = run_probe(config=plan.config, graders_dir=plan.course.graders(plan.assignment), notebook=notebook,
+                        artifacts=execution.artifacts, seed=seed, slot=slot, isolated=plan.isolated,
+                        mounts=settings.kernel_mounts, env=settings.kernel_env)
+    write_for_graders(outcome, output_dir / "artifacts")
     run = outcome.run
-    job.log.append(f"probe sandbox: exit {run.returncode}, {run.wall_seconds:.1f} s, peak "
-                   f"{run.peak_memory_bytes / 2**20:.0f} MiB; {'; '.join(outcome.problems) or 'arrays validated'}"
-                   f"\n--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}")
+    log.append(f"probe sandbox: exit {run.returncode}, {run.wall_seconds:.1f} s, peak "
+               f"{run.peak_memory_bytes / 2**20:.0f} MiB; {'; '.join(outcome.problems) or 'arrays validated'}"
+               f"\n--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}")
 
 
-def run_hidden_graders(job: Job) -> None:
-    where = dict(graders_dir=job.course.graders(job.config.name), artifacts_dir=job.output_dir / "artifacts",
-                 timeout=job.config.grader_seconds, env=job.grader_env)
-    if job.pool:
-        checks, log = job.pool.grader(job.slot).run(**where)
-    else:  # sandboxed like the pool's: the mounted resources at their host paths, the artifact limit for archives
-        from autograder.execution import gpu_mounts
-
-        checks, log = run_graders(**where, preload=job.config.preload, memory_bytes=job.config.grader_memory_bytes,
-                                  slot=job.slot, isolated=job.isolated, read_only=[m.source for m in job.mounts],
-                                  devices=gpu_mounts(job.config), artifact_bytes=job.config.limits.max_file_bytes)
-    job.checks = checks
-    job.log.append(f"--- graders\n{log}")
-
-
-STEPS: tuple[Callable[[Job], None], ...] = (read_notebook, restore_locked_cells, provide_checkpoint,
-                                            execute_in_sandbox, probe_definitions, run_hidden_graders)
+def run_hidden_graders(plan: BatchPlan, *, output_dir: Path, slot: int, pool: WarmPool | None,
+                       log: list[str]) -> tuple[CheckResult, ...]:
+    """The hidden pytest graders over the artifacts, in the pool's grader process or a cold one (sandboxed alike)."""
+    settings = sandbox_settings(plan)
+    where = dict(graders_dir=plan.course.graders(plan.assignment), artifacts_dir=output_dir / "artifacts",
+                 timeout=plan.config.grader_seconds, env=settings.grader_env)
+    if pool:
+        checks, graders_log = pool.grader(slot).run(**where)
+    else:
+        checks, graders_log = run_graders(**where, preload=plan.config.preload,
+                                          memory_bytes=plan.config.grader_memory_bytes, slot=slot,
+                                          isolated=plan.isolated, read_only=settings.grader_read_only,
+                                          devices=settings.devices, artifact_bytes=plan.config.limits.max_file_bytes)
+    log.append(f"--- graders\n{graders_log}")
+    return tuple(checks)
 
 
-def summarize(job: Job, *, max_score: float) -> SubmissionResult:
+def summarize(plan: BatchPlan, student: str, restored: Restored, execution: Execution,
+              checks: tuple[CheckResult, ...]) -> SubmissionResult:
     """Status and reason from what happened: the graders' checks decide the score, nothing else."""
-    execution = job.execution
     reasons: list[str] = []
     status = "graded"
     if execution.run.stopped == "timeout":
@@ -194,48 +152,45 @@ def summarize(job: Job, *, max_score: float) -> SubmissionResult:
     if absent:
         reasons.append("missing output file(s): " + ", ".join(absent))
     reasons.extend(f"{name} was not collected: {why}" for name, why in refused.items())
-    if not job.checks:
+    if not checks:
         status = "error" if status == "graded" else status
         reasons.append("the hidden checks could not run; your instructor has the log")
-    score = round(sum(check.score for check in job.checks), 3)
-    return SubmissionResult(student=job.student, assignment=job.config.name, score=score, max_score=max_score,
-                            status=status, reason="; ".join(reasons), tests=tuple(job.checks),
-                            execution_seconds=round(execution.run.wall_seconds, 2), notes=tuple(job.notes),
-                            unanswered=tuple(cell for cell, answered in job.manual_answers.items() if not answered),
-                            needs_manual_grade=any(job.manual_answers.values()))
+    score = round(sum(check.score for check in checks), 3)
+    answers = restored.manual_answers
+    return SubmissionResult(student=student, assignment=plan.assignment, score=score, max_score=plan.max_score,
+                            status=status, reason="; ".join(reasons), tests=checks,
+                            execution_seconds=round(execution.run.wall_seconds, 2), notes=restored.notes,
+                            unanswered=tuple(cell for cell, answered in answers.items() if not answered),
+                            needs_manual_grade=any(answers.values()))
 
 
-def autograded_points(course: Course, assignment: str, notebook_name: str) -> dict[str, float]:
-    """Points of each autograded grade cell (a test cell, not a hand-graded answer) in the source notebook."""
-    source = nbformat.read(course.solutions / assignment / notebook_name, as_version=4)
-    points = {}
-    for cell in source.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if meta.get("grade") and not meta.get("solution") and cell.cell_type == "code":
-            points[meta["grade_id"]] = float(meta.get("points", 0))
-    return points
-
-
-def grade_submission(job: Job) -> SubmissionResult:
-    """Run the steps for one submission; a rejected submission scores 0 with the reason."""
+def grade_submission(plan: BatchPlan, student: str, *, slot: int = 0, pool: WarmPool | None = None
+                     ) -> SubmissionResult:
+    """The steps above for one submission; a rejected submission scores 0 with the reason, a fault of ours is
+    an error result that says so (the batch goes on). The log goes to autograded/<student>/<a>/dlgrade.log."""
     start = time.monotonic()
-    max_score = 0.0
+    output_dir, log = plan.output_dir(student), []
+    notes: tuple[str, ...] = ()
     try:
-        max_score = sum(autograded_points(job.course, job.config.name, job.config.notebook_name).values())
-        shutil.rmtree(job.output_dir, ignore_errors=True)
-        job.output_dir.mkdir(parents=True)
-        for step in STEPS:
-            step(job)
-        result = summarize(job, max_score=max_score)
+        shutil.rmtree(output_dir, ignore_errors=True)
+        output_dir.mkdir(parents=True)
+        notebook = read_notebook(plan, student)
+        restored = restore_locked_cells(plan, student, notebook)
+        notes = restored.notes
+        execution = execute_in_sandbox(plan, restored.notebook, output_dir=output_dir, slot=slot, pool=pool, log=log)
+        probe_definitions(plan, student, restored.notebook, execution, output_dir=output_dir, slot=slot, log=log)
+        checks = run_hidden_graders(plan, output_dir=output_dir, slot=slot, pool=pool, log=log)
+        result = summarize(plan, student, restored, execution, checks)
     except SubmissionRejected as exc:
-        result = SubmissionResult(student=job.student, assignment=job.config.name, score=0.0, max_score=max_score,
-                                  status="rejected", reason=str(exc), notes=tuple(job.notes))
+        result = SubmissionResult(student=student, assignment=plan.assignment, score=0.0, max_score=plan.max_score,
+                                  status="rejected", reason=str(exc), notes=notes)
     except Exception:  # a fault of ours must not cost the student a grade or stop the batch: say so, keep going
-        job.log.append("--- internal error\n" + traceback.format_exc())
-        result = SubmissionResult(student=job.student, assignment=job.config.name, score=0.0, max_score=max_score,
+        log.append("--- internal error\n" + traceback.format_exc())
+        result = SubmissionResult(student=student, assignment=plan.assignment, score=0.0, max_score=plan.max_score,
                                   status="error", reason="grading failed on our side; your instructor has the log "
-                                  f"({job.output_dir / LOG_FILE})", notes=tuple(job.notes), failed_on_our_side=True)
-    (job.output_dir / LOG_FILE).write_text(plain_text("\n".join(job.log)))  # the sandboxes' output is the student's
+                                  f"({output_dir / LOG_FILE})", notes=notes, failed_on_our_side=True)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / LOG_FILE).write_text(plain_text("\n".join(log)))  # the sandboxes' output is the student's
     return replace(result, grading_seconds=round(time.monotonic() - start, 2))
 
 
@@ -266,50 +221,67 @@ def default_jobs(config: AssignmentConfig) -> int:
     return int(max(1, min(by_cores, by_memory)))
 
 
-def task_config(course: Course, task: Task) -> AssignmentConfig:
-    """The assignment's config with the task's overrides (a batch's --time-limit)."""
-    config = course.config(task.assignment)
-    if task.time_limit is not None:
-        config = replace(config, limits=replace(config.limits, wall_seconds=float(task.time_limit)))
-    return config
-
-
 def grade_one(task: Task, slot: int = 0, pool: WarmPool | None = None) -> SubmissionResult:
-    """Grade one submission (the steps above), in this process; what a local slot or a Slurm task runs.
+    """Grade one submission (the steps above) in this process: what a local slot or a Slurm task runs.
 
-    `pool` is the batch's warm pool, built for the same task settings (`warm_pool`); without one, all starts cold.
-    """
-    course = Course(task.course_root, settings_root=task.settings_root)
+    `pool` is the batch's warm pool, built for the same plan; without one, all starts cold."""
     if pool:
         pool.begin()
-    return grade_submission(Job(course=course, config=task_config(course, task), student=task.student,
-                                submission_dir=course.submitted / task.student / task.assignment,
-                                output_dir=course.autograded / task.student / task.assignment,
-                                isolated=task.isolated, slot=slot, pool=pool))
+    return grade_submission(task.plan, task.student, slot=slot, pool=pool)
 
 
-def warm_pool(course: Course, task: Task, total: int) -> WarmPool:
-    """A warm pool for a local batch of `total` tasks that share `task`'s assignment and settings."""
-    config = task_config(course, task)
-    resources = resources_for(course, config, isolated=task.isolated)
-    return WarmPool(config=config, release_dir=course.releases / config.name, isolated=task.isolated, total=total,
-                    resources=resources.mounts, env=resources.kernel_env, graders_dir=course.graders(config.name))
+@dataclass
+class Recorder:
+    """Records a batch's results in the caller's thread: the gradebook first, then results.json (which marks the
+    submission done). A result that cannot be recorded gets no results.json, so the next run grades it again;
+    the batch goes on. Hidden checks whose points disagree with the notebook's grade cells stop the batch."""
+
+    course: Course
+    plan: BatchPlan
+    on_result: Callable[[SubmissionResult], None] | None = None
+    results: list[SubmissionResult] = field(default_factory=list)
+    unrecorded: list[str] = field(default_factory=list)
+    mismatch: list[ValidationFailed] = field(default_factory=list)
+
+    def __call__(self, result: SubmissionResult) -> None:
+        try:
+            check_points_match(result, self.plan.points)
+            gradebook.record(self.course, result)
+        except ValidationFailed as exc:  # the graders disagree with the notebook: no result of this batch is sound
+            self.mismatch.append(exc)
+            return
+        except Exception as exc:  # the rest of the batch must still be recorded
+            self.unrecorded.append(f"{result.student}: {exc}")
+            return
+        result.write(self.course.autograded / result.student / result.assignment / RESULTS_FILE)
+        self.results.append(result)
+        if self.on_result:
+            self.on_result(result)
+
+    def raise_problems(self) -> None:
+        """After the batch: what could not be recorded, as the error the CLI reports."""
+        if self.mismatch:
+            raise self.mismatch[0]
+        if self.unrecorded:
+            raise GradingFailed(f"{len(self.unrecorded)} result(s) could not be recorded (run again to grade them): "
+                                + "; ".join(self.unrecorded))
 
 
 def grade(*, course: Course, assignment: str, students: tuple[str, ...] = (), jobs: int = 1, force: bool = False,
           isolated: bool = True, time_limit: float | None = None, executor: Executor | None = None,
           on_result: Callable[[SubmissionResult], None] | None = None,
-          on_start: Callable[[list[str]], None] | None = None) -> BatchReport:
+          on_start: Callable[[list[str]], None] | None = None, plan: BatchPlan | None = None) -> BatchReport:
     """Grade the submissions of `assignment` (all, or `students`); skip graded ones unless `force`.
 
     `executor` decides where (default: `LocalExecutor(jobs)`, `jobs` submissions at once on this machine; 0 means
     as many as it holds, see `default_jobs`). `time_limit` overrides the assignment's wall-time limit (seconds).
-    `on_start` gets the students about to be graded, `on_result` each result once it is recorded.
+    `on_start` gets the students about to be graded, `on_result` each result once it is recorded. `plan` is the
+    batch's plan when the caller made it already (else `plan_batch` makes it here).
     """
     start = time.monotonic()
-    config = course.config(assignment)
-    executor = executor or LocalExecutor(jobs or default_jobs(config))
-    if isolated and isinstance(executor, LocalExecutor):  # a remote executor's workers check on their nodes
+    plan = plan or plan_batch(course, assignment, isolated=isolated, time_limit=time_limit)
+    executor = executor or LocalExecutor(jobs or default_jobs(plan.config))
+    if plan.isolated and isinstance(executor, LocalExecutor):  # a remote executor's workers check on their nodes
         from autograder.sandbox import check_sandbox
 
         check_sandbox()
@@ -322,47 +294,17 @@ def grade(*, course: Course, assignment: str, students: tuple[str, ...] = (), jo
     todo = [s for s in chosen if s not in skipped]
     if on_start:
         on_start(todo)
-    points = autograded_points(course, assignment, config.notebook_name)
-    results = []
-
-    unrecorded: list[str] = []
-    mismatch: list[ValidationFailed] = []
-
-    def record(result: SubmissionResult) -> None:
-        """In this thread only: the gradebook first, then results.json (which marks the submission done).
-
-        A result that cannot be recorded gets no results.json, so the next run grades it again; the batch goes on.
-        """
-        try:
-            check_points_match(result, points)
-            gradebook.record(course, result)
-        except ValidationFailed as exc:  # the graders disagree with the notebook: no result of this batch is sound
-            mismatch.append(exc)
-            return
-        except Exception as exc:  # the rest of the batch must still be recorded
-            unrecorded.append(f"{result.student}: {exc}")
-            return
-        result.write(course.autograded / result.student / assignment / RESULTS_FILE)
-        results.append(result)
-        if on_result:
-            on_result(result)
-
-    tasks = [Task(course_root=course.root, assignment=assignment, student=student, isolated=isolated,
-                  time_limit=time_limit, settings_root=course.settings_root) for student in todo]
-    pool = warm_pool(course, tasks[0], len(tasks)) if tasks and isinstance(executor, LocalExecutor) else None
+    recorder = Recorder(course=course, plan=plan, on_result=on_result)
+    tasks = [Task(plan=plan, student=student) for student in todo]
+    pool = WarmPool(plan=plan, total=len(tasks)) if tasks and isinstance(executor, LocalExecutor) else None
     try:
-        executor.run(tasks, grade_one=functools.partial(grade_one, pool=pool), on_done=record)
+        executor.run(tasks, grade_one=lambda task, slot: grade_one(task, slot, pool), on_done=recorder)
     finally:
         if pool:
             pool.close()
-    if mismatch:
-        raise mismatch[0]
-    if unrecorded:
-        raise GradingFailed(f"{len(unrecorded)} result(s) could not be recorded (run again to grade them): "
-                            + "; ".join(unrecorded))
-    results.sort(key=lambda r: r.student)
-    return BatchReport(assignment=assignment, results=tuple(results), skipped=skipped,
-                       seconds=round(time.monotonic() - start, 2))
+    recorder.raise_problems()
+    return BatchReport(assignment=assignment, results=tuple(sorted(recorder.results, key=lambda r: r.student)),
+                       skipped=skipped, seconds=round(time.monotonic() - start, 2))
 
 
 def validate(*, course: Course, assignment: str, isolated: bool = True) -> tuple[SubmissionResult, SubmissionResult]:

@@ -72,13 +72,26 @@ def probe_seed(settings_dir: Path, assignment: str, student: str) -> int:
 
 
 def _module(path: Path):
-    """An instructor's module, imported by path under a name of its own (several assignments have one)."""
+    """An instructor's module, imported by path under a name of its own (several assignments have one).
+
+    Its exercise's folder (above graders/) is on the path while it loads, for the helpers released beside the
+    notebook; what it imports from there is not left in sys.modules, where another exercise's helper of the same
+    name would find it."""
     name = "dlgrade_probe_inputs_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    exercise = str(path.resolve().parents[1])
+    before = set(sys.modules)
+    sys.path[:0] = [exercise, str(path.resolve().parent)]
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:2] = []
+        for added in set(sys.modules) - before:
+            if str(getattr(sys.modules[added], "__file__", "") or "").startswith(exercise + "/"):
+                del sys.modules[added]
     sys.modules[name] = module
     return module
 

@@ -20,6 +20,7 @@ leave the plugin as plain text (`text.plain_text`), never with a control charact
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -69,6 +70,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "points(n, cell): points of a hidden check and the grade cell carrying them")
+    # graders/ lies in the exercise's folder: its released helpers (data, constants) import as they do in the notebook
+    exercise = str(Path(config.rootpath).parent)
+    if exercise not in sys.path:
+        sys.path.insert(0, exercise)
     config.stash[_RESULTS] = {}
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from autograder.course import Course
-from autograder.export import course_order
+from autograder.export import course_order, in_course_order
 from autograder.feedback import Figure, environment, figure_data_uri
 from autograder.results import SubmissionResult
 
@@ -213,6 +213,6 @@ def similarity_links(course: Course, start: Path) -> list[tuple[str, str]]:
     from autograder.similarity import REPORT_DIR
 
     found = sorted((course.root / REPORT_DIR).glob("*.html"))
-    order = course_order(path.stem for path in found)
+    order = in_course_order(course, (path.stem for path in found))
     by_name = {path.stem: path for path in found}
     return [(name, Path(os.path.relpath(by_name[name], start.resolve())).as_posix()) for name in order]

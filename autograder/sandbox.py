@@ -48,15 +48,24 @@ _ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitc
 class Limits:
     """What one sandboxed run may use; hitting a limit stops the run and is reported."""
 
-    wall_seconds: float = 600.0  # all cells, from the hand-over of the notebook to a ready kernel
-    memory_bytes: int = 4 * 2**30  # memory of the whole sandbox, /dev/shm and memfd included (its files apart)
-    max_tasks: int = 1024  # processes plus threads (TensorFlow alone starts dozens of threads)
-    max_output_bytes: int = 1 * 2**20  # stdout and stderr kept each; the rest is drained and dropped
-    max_file_bytes: int = 1 * 2**30  # largest single file the run may write
-    tmp_bytes: int = 512 * 2**20  # size of the private /tmp
-    disk_bytes: int = 2 * 2**30  # everything the run leaves in its scratch folder together
-    max_files: int = 65_536  # files and folders in the scratch folder together (its inodes, as root)
-    shm_bytes: int = 256 * 2**20  # size of the private /dev/shm; its pages count as memory too
+    # all cells, from the hand-over of the notebook to a ready kernel
+    wall_seconds: float = field(default=600.0, metadata={"min": 1})
+    # memory of the whole sandbox, /dev/shm and memfd included (its files apart)
+    memory_bytes: int = field(default=4 * 2**30, metadata={"min": 2**26})
+    # processes plus threads (TensorFlow alone starts dozens of threads)
+    max_tasks: int = field(default=1024, metadata={"min": 16})
+    # stdout and stderr kept each; the rest is drained and dropped
+    max_output_bytes: int = field(default=1 * 2**20, metadata={"min": 1024})
+    # largest single file the run may write
+    max_file_bytes: int = field(default=1 * 2**30, metadata={"min": 2**20})
+    # size of the private /tmp
+    tmp_bytes: int = field(default=512 * 2**20, metadata={"min": 2**20})
+    # everything the run leaves in its scratch folder together
+    disk_bytes: int = field(default=2 * 2**30, metadata={"min": 2**20})
+    # files and folders in the scratch folder together (its inodes, as root)
+    max_files: int = field(default=65_536, metadata={"min": 16})
+    # size of the private /dev/shm; its pages count as memory too
+    shm_bytes: int = field(default=256 * 2**20, metadata={"min": 2**20})
 
 
 @dataclass(frozen=True)

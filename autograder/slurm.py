@@ -18,7 +18,6 @@ accounting). Settings come from `[slurm]` in the course's `dlgrade.toml`; see `S
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 import shlex
@@ -27,16 +26,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from autograder.course import SETTINGS_FILE, course_settings
-from autograder.errors import ConfigError, DlgradeError
+from autograder.course import course_section
+from autograder.errors import DlgradeError
 from autograder.executors import GradeOne, OnDone, Task
 from autograder.results import SubmissionResult
 
 SECTION = "slurm"
 BATCHES_DIR = Path("autograded") / ".slurm"  # below the course root: the default home of batch folders
+PLAN_FILE = "plan.json"  # in a batch folder: the batch's plan, which every task grades with
 SETUP_SECONDS = 300  # per task, on top of the notebook's and the graders' limits: start-up, imports, restore
 GRADER_MEMORY_GIB = 2  # per task, on top of the sandbox's memory limit: the worker and the hidden graders
 LATE_FILE_SECONDS = 60  # how long a task that ended COMPLETED may take to show its JSON (NFS attribute caching)
@@ -56,47 +56,23 @@ class SlurmSettings:
     gpu_partition: str = ""  # sbatch --partition for assignments with device = "gpu"; "" = `partition`
     account: str = ""  # sbatch --account; "" = the user's default account
     time_minutes: int = 0  # sbatch --time per task; 0 = the assignment's notebook + grader limits + 5 minutes
-    cpus_per_task: int = 1  # sbatch --cpus-per-task
+    cpus_per_task: int = field(default=1, metadata={"min": 1})  # sbatch --cpus-per-task
     memory_gib: int = 0  # sbatch --mem per task; 0 = the assignment's sandbox memory limit + 2 GiB for the graders
     gpus_per_task: int = 1  # sbatch --gres=gpu:N, only for assignments with device = "gpu"
     max_running: int = 0  # at most this many tasks of a batch at once (--array=0-N%M); 0 = as many as Slurm runs
-    shared_dir: Path | None = None  # batch folders (task results, logs); on a file system every node sees;
-    #                                 relative to the course root; default <course>/autograded/.slurm
+    # batch folders (task results, logs), on a file system every node sees; relative to the course root; default
+    # <course>/autograded/.slurm
+    shared_dir: Path | None = None
     extra_args: tuple[str, ...] = ()  # passed to sbatch as they are, after dlgrade's own, e.g. ["--qos=short"]
-    poll_seconds: float = 10.0  # how often squeue is asked about the batch
-
-
-_TOML_TYPES: dict[str, type | tuple[type, ...]] = {  # what each setting is in dlgrade.toml
-    "partition": str, "gpu_partition": str, "account": str, "time_minutes": int, "cpus_per_task": int,
-    "memory_gib": int, "gpus_per_task": int, "max_running": int, "shared_dir": str, "extra_args": list,
-    "poll_seconds": (int, float)}
+    poll_seconds: float = field(default=10.0, metadata={"min": 0.1})  # how often squeue is asked about the batch
 
 
 def load_settings(course_root: Path) -> SlurmSettings:
-    """`[slurm]` of `<course_root>/dlgrade.toml` (optional file, optional section); unknown keys are an error."""
-    file = course_root / SETTINGS_FILE
-    section = course_settings(course_root, SECTION, {f.name for f in dataclasses.fields(SlurmSettings)})
-    for key, value in section.items():
-        wanted = _TOML_TYPES[key]
-        if isinstance(value, bool) or not isinstance(value, wanted):
-            raise ConfigError(f"{file} [{SECTION}]: {key} = {value!r} is not a {_type_name(wanted)}")
-        smallest = {"poll_seconds": 0.1, "cpus_per_task": 1}.get(key, 0)  # 0 elsewhere: the derived default
-        if isinstance(value, int | float) and value < smallest:
-            raise ConfigError(f"{file} [{SECTION}]: {key} = {value!r} must be at least {smallest}")
-    if not all(isinstance(arg, str) for arg in section.get("extra_args", [])):
-        raise ConfigError(f"{file} [{SECTION}]: extra_args must be a list of strings, e.g. [\"--qos=short\"]")
-    values = dict(section)
-    if "shared_dir" in values:
-        values["shared_dir"] = course_root / Path(values["shared_dir"]).expanduser()
-    if "extra_args" in values:
-        values["extra_args"] = tuple(values["extra_args"])
-    if "poll_seconds" in values:
-        values["poll_seconds"] = float(values["poll_seconds"])
-    return SlurmSettings(**values)
-
-
-def _type_name(wanted: type | tuple[type, ...]) -> str:
-    return {str: "string", int: "whole number", list: "list of strings"}.get(wanted, "number")
+    """`[slurm]` of `<course_root>/dlgrade.toml` (optional file, optional section), every value checked."""
+    settings = course_section(course_root, SECTION, SlurmSettings)
+    if settings.shared_dir is not None and not settings.shared_dir.is_absolute():
+        settings = replace(settings, shared_dir=course_root / settings.shared_dir)
+    return settings
 
 
 # ------------------------------------------------------------------------------------------------- one batch
@@ -154,19 +130,18 @@ class SlurmExecutor:
 
 def submit(tasks: list[Task], settings: SlurmSettings) -> Batch:
     """Write the batch folder and script, and queue the job array; the Batch knows where each result will be."""
-    first = tasks[0]
-    if any(replace(t, student="") != replace(first, student="") for t in tasks):
-        raise ValueError("one Slurm batch grades one assignment of one course with the same options")
-    from autograder.course import Course
-
-    config = Course(first.course_root).config(first.assignment)
-    batches = settings.shared_dir or first.course_root / BATCHES_DIR
+    plan = tasks[0].plan
+    if any(task.plan is not plan for task in tasks):
+        raise ValueError("one Slurm batch grades one assignment of one course with one plan")
+    config = plan.config
+    batches = settings.shared_dir or plan.course_root / BATCHES_DIR
     batches.mkdir(parents=True, exist_ok=True)
-    directory = Path(tempfile.mkdtemp(prefix=f"{first.assignment}-{time.strftime('%Y%m%d-%H%M%S')}-", dir=batches))
+    directory = Path(tempfile.mkdtemp(prefix=f"{plan.assignment}-{time.strftime('%Y%m%d-%H%M%S')}-", dir=batches))
     (directory / "logs").mkdir()
+    (directory / PLAN_FILE).write_text(plan.to_json())  # what every task grades with: computed once, here
     script = directory / "grade.sbatch"
     script.write_text(batch_script(tasks, settings, directory=directory, gpu=config.device == "gpu",
-                                   notebook_seconds=first.time_limit or config.limits.wall_seconds,
+                                   notebook_seconds=config.limits.wall_seconds,
                                    grader_seconds=config.grader_seconds, memory_bytes=config.limits.memory_bytes))
     array = f"0-{len(tasks) - 1}" + (f"%{settings.max_running}" if settings.max_running else "")
     command = ["sbatch", "--parsable", f"--array={array}", *settings.extra_args, str(script)]
@@ -185,10 +160,10 @@ def submit(tasks: list[Task], settings: SlurmSettings) -> Batch:
 def batch_script(tasks: list[Task], settings: SlurmSettings, *, directory: Path, gpu: bool, notebook_seconds: float,
                  grader_seconds: float, memory_bytes: int) -> str:
     """The sbatch script: array task i grades tasks[i] with the worker, in the sandbox, on its node."""
-    first = tasks[0]
+    plan = tasks[0].plan
     minutes = settings.time_minutes or math.ceil((notebook_seconds + grader_seconds + SETUP_SECONDS) / 60)
     memory_gib = settings.memory_gib or math.ceil(memory_bytes / 2**30) + GRADER_MEMORY_GIB
-    directives = [f"--job-name=dlgrade-{first.assignment}", f"--output={directory}/logs/task-%a.log",
+    directives = [f"--job-name=dlgrade-{plan.assignment}", f"--output={directory}/logs/task-%a.log",
                   f"--chdir={directory}", f"--time={minutes}", "--nodes=1", "--ntasks=1",
                   f"--cpus-per-task={settings.cpus_per_task}", f"--mem={memory_gib}G"]
     partition = (gpu and settings.gpu_partition) or settings.partition
@@ -198,21 +173,14 @@ def batch_script(tasks: list[Task], settings: SlurmSettings, *, directory: Path,
         directives.append(f"--account={settings.account}")
     if gpu:
         directives.append(f"--gres=gpu:{settings.gpus_per_task}")
-    worker = [sys.executable, "-c", WORKER_IN_A_FREE_SLOT, "--course-dir", str(first.course_root),
-              "--assignment", first.assignment]
-    if first.settings_root is not None:
-        worker += ["--settings-dir", str(first.settings_root)]
-    if not first.isolated:
-        worker.append("--no-sandbox")
-    if first.time_limit is not None:
-        worker += ["--time-limit", f"{first.time_limit:g}"]
+    worker = [sys.executable, "-c", WORKER_IN_A_FREE_SLOT, "--plan", str(directory / PLAN_FILE)]
     students = " ".join(shlex.quote(task.student) for task in tasks)
-    check = [] if not first.isolated else [
+    check = [] if not plan.isolated else [
         "# this node must be able to start a sandbox; if not, the task fails with the reason in its log",
         f"{shlex.quote(sys.executable)} -c 'from autograder.sandbox import check_sandbox; check_sandbox()'"]
     return "\n".join([
         "#!/bin/bash",
-        f"# dlgrade: grade {first.assignment}, one submission per array task (written by autograder/slurm.py).",
+        f"# dlgrade: grade {plan.assignment}, one submission per array task (written by autograder/slurm.py).",
         "# Task i grades students[i]; to redo some by hand: sbatch --array=3,7 grade.sbatch",
         *(f"#SBATCH {shlex.quote(d)}" for d in directives),
         "set -euo pipefail",
@@ -226,7 +194,7 @@ def batch_script(tasks: list[Task], settings: SlurmSettings, *, directory: Path,
 
 def _follow(batch: Batch, waiting: set[int], *, settings: SlurmSettings, on_done: OnDone) -> None:
     """Poll until every task in `waiting` has ended and been reported; removes each index once reported."""
-    max_score = _max_score(batch.tasks[0])
+    max_score = batch.tasks[0].plan.max_score
     ended_at: dict[int, float] = {}
     queue_failing_since: float | None = None
     while waiting:
@@ -261,7 +229,7 @@ def _result_of(batch: Batch, index: int, end: TaskEnd, *, max_score: float,
         result = None
     except (ValueError, TypeError, KeyError) as exc:  # a task killed while writing is handled by write()'s rename
         return _error(batch, index, end, max_score, f"left an unreadable result file {path} ({exc})")
-    if result is not None and (result.student, result.assignment) == (task.student, task.assignment):
+    if result is not None and (result.student, result.assignment) == (task.student, task.plan.assignment):
         return result
     if result is not None:
         return _error(batch, index, end, max_score, f"wrote the result of {result.student}/{result.assignment}")
@@ -274,19 +242,11 @@ def _error(batch: Batch, index: int, end: TaskEnd, max_score: float, what: str) 
     task = batch.tasks[index]
     how = "ended (Slurm no longer says how)" if end.state == "UNKNOWN" else f"ended {end.state}"
     return SubmissionResult(
-        student=task.student, assignment=task.assignment, score=0.0, max_score=max_score, status="error",
+        student=task.student, assignment=task.plan.assignment, score=0.0, max_score=max_score, status="error",
         reason=f"grading failed on our side: the Slurm task {batch.task_id(index)} that graded this submission "
                f"{how} and {what} (exit code {end.exit_code}; log: {batch.log(index)}); "
-               f"`dlgrade grade {task.assignment} --student {task.student} --force` grades it again",
+               f"`dlgrade grade {task.plan.assignment} --student {task.student} --force` grades it again",
         failed_on_our_side=True)
-
-
-def _max_score(task: Task) -> float:
-    from autograder.course import Course
-    from autograder.pipeline import autograded_points
-
-    course = Course(task.course_root, settings_root=task.settings_root)
-    return sum(autograded_points(course, task.assignment, course.config(task.assignment).notebook_name).values())
 
 
 # ------------------------------------------------------------------------------------------- asking Slurm

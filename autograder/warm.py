@@ -10,25 +10,19 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from autograder.course import AssignmentConfig
-from autograder.execution import SandboxedKernel, gpu_mounts
+from autograder.execution import SandboxedKernel
 from autograder.graders import GraderProcess
-from autograder.sandbox import Mount
+from autograder.plan import BatchPlan, sandbox_settings
 
 
 @dataclass
 class WarmPool:
-    """Warm sandboxes and grader processes of one batch, by slot. Thread-safe; `close` when the batch ends."""
+    """Warm sandboxes and grader processes of one batch, by slot, all made from the batch's plan. Thread-safe;
+    `close` when the batch ends."""
 
-    config: AssignmentConfig
-    release_dir: Path
-    isolated: bool
+    plan: BatchPlan
     total: int  # submissions in the batch: no sandbox is warmed for a submission that will never come
-    resources: tuple[Mount, ...] = ()
-    env: dict[str, str] = field(default_factory=dict)
-    graders_dir: Path | None = None  # mounted into the grader sandboxes when they start (else on first use)
     _kernels: dict[int, SandboxedKernel] = field(default_factory=dict)
     _graders: dict[int, GraderProcess] = field(default_factory=dict)
     _begun: int = 0
@@ -55,8 +49,10 @@ class WarmPool:
             if self._closed or slot in self._kernels or self._begun + len(self._kernels) >= self.total:
                 return
             self._kernels[slot] = None  # reserved while it starts
-        kernel = SandboxedKernel(config=self.config, release_dir=self.release_dir, isolated=self.isolated, slot=slot,
-                                 resources=self.resources, env=self.env, warm=True)
+        plan, settings = self.plan, sandbox_settings(self.plan)
+        kernel = SandboxedKernel(config=plan.config, release_dir=plan.course.releases / plan.assignment,
+                                 mounts=settings.kernel_mounts, env=settings.kernel_env, isolated=plan.isolated,
+                                 slot=slot, warm=True)
         with self._lock:
             closed = self._closed
             if not closed:
@@ -71,11 +67,11 @@ class WarmPool:
         if process is None or not process.alive():
             if process is not None:
                 process.close()
-            process = GraderProcess(preload=self.config.preload, memory_bytes=self.config.grader_memory_bytes,
-                                    graders_dir=self.graders_dir, slot=slot, isolated=self.isolated,
-                                    read_only=[mount.source for mount in self.resources],
-                                    devices=gpu_mounts(self.config),
-                                    artifact_bytes=self.config.limits.max_file_bytes)
+            plan, settings = self.plan, sandbox_settings(self.plan)
+            process = GraderProcess(preload=plan.config.preload, memory_bytes=plan.config.grader_memory_bytes,
+                                    graders_dir=plan.course.graders(plan.assignment), slot=slot,
+                                    isolated=plan.isolated, read_only=settings.grader_read_only,
+                                    devices=settings.devices, artifact_bytes=plan.config.limits.max_file_bytes)
             with self._lock:
                 self._graders[slot] = process
         return process

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autograder.dates import (
+from dates import (
     INPUT_LENGTH,
     N_INPUT_SYMBOLS,
     N_OUTPUT_SYMBOLS,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from probe_inputs import BATCH, D_K, D_V, N_ATTENTION_DATES, N_DATES, N_KEYS, N_QUERIES
 
-from autograder.dates import INPUT_LENGTH, N_OUTPUT_SYMBOLS, OUTPUT_LENGTH, PAD, exact_match
+from dates import INPUT_LENGTH, N_OUTPUT_SYMBOLS, OUTPUT_LENGTH, PAD, exact_match
 from autograder.keras_checks import partial_credit
 
 WEIGHTS_SHAPE = (BATCH, N_QUERIES, N_KEYS)

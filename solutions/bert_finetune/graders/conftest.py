@@ -1,13 +1,14 @@
 """Fixtures of the hidden bert_finetune graders: the student's saved classifier (loaded with safe_mode, never
 running their code), the checkpoint it was fine-tuned from, and the hidden test reviews."""
 
+import os
 from pathlib import Path
 
 import pytest
 
 from autograder.checkpoints import Checkpoint, resolve
 from autograder.keras_checks import load_model
-from autograder.textdata import TextData, load_texts
+from reviews import TextData, load_texts
 
 HERE = Path(__file__).resolve().parent
 COURSE_ROOT = HERE.parents[2]  # graders -> bert_finetune -> solutions -> course root
@@ -22,8 +23,8 @@ def classifier(request):
 
 @pytest.fixture(scope="session")
 def checkpoint() -> Checkpoint:
-    """The checkpoint the sandbox mounted: $DLGRADE_CHECKPOINT, set by the pipeline, else the course's own."""
-    return resolve(COURSE_ROOT)
+    """The checkpoint the sandbox mounted: $DLGRADE_CHECKPOINT, the course's `bert` resource, set by dlgrade."""
+    return checkpoint_at(Path(os.environ[ENV_PATH]))
 
 
 @pytest.fixture(scope="session")

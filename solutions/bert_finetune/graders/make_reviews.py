@@ -2,7 +2,7 @@
 
     .venv/bin/python solutions/bert_finetune/graders/make_reviews.py
 
-The corpus is written for this project and dedicated to the public domain (CC0 1.0, see autograder/data/README.md).
+The corpus is written for this project and dedicated to the public domain (CC0 1.0, see ../DATA.md).
 Short reviews of films, books, games and products are composed from templates with a varied vocabulary. The label
 (1 positive, 0 negative) is never one keyword: reviews praise one aspect and pan another and the verdict decides,
 negation flips adjectives ("not worth the money", "not bad at all"), contrast clauses put the verdict after "but"
@@ -19,7 +19,7 @@ import random
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-TRAIN_FILES = (HERE.parent / "reviews_train.csv", HERE.parents[2] / "autograder" / "data" / "reviews_train.csv")
+TRAIN_FILE = HERE.parent / "reviews_train.csv"  # released beside the notebook
 TEST_FILE = HERE / "reviews_test.csv"
 TRAIN_SIZE, TEST_SIZE = 3000, 1000
 SEED = 20_240_611  # private: reproduces the hidden test split
@@ -206,10 +206,9 @@ def write(path: Path, rows: list[tuple[str, int]]) -> None:
 def main() -> None:
     train = corpus(SEED, TRAIN_SIZE)
     test = corpus(SEED + 1, TEST_SIZE, exclude={text for text, _ in train})
-    for path in TRAIN_FILES:
-        write(path, train)
+    write(TRAIN_FILE, train)
     write(TEST_FILE, test)
-    print(f"wrote {len(train)} training reviews to {', '.join(map(str, TRAIN_FILES))} and {len(test)} to {TEST_FILE}")
+    print(f"wrote {len(train)} training reviews to {TRAIN_FILE} and {len(test)} to {TEST_FILE}")
 
 
 if __name__ == "__main__":

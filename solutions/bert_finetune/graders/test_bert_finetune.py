@@ -7,7 +7,7 @@ in a minute on a CPU; pretrained MiniLM and bert-base-cased start from language 
 import numpy as np
 import pytest
 
-from autograder.checkpoints import embedding_tensors
+from bert_checkpoint import embedding_tensors
 from autograder.keras_checks import partial_credit
 
 SEQUENCE_LENGTH = 64

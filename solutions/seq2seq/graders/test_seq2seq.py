@@ -9,7 +9,7 @@ the softmax, the number of output units. Unit sizes and the embedding size are t
 import numpy as np
 import pytest
 
-from autograder.datasets import BITS, DIGITS, encode_numbers
+from seq2seq_data import BITS, DIGITS, encode_numbers
 from autograder.keras_checks import (
     LayerRule,
     architecture_message,

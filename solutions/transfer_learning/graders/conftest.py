@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from autograder.keras_checks import find_nested_model, inspect_keras_archive, load_model
-from autograder.transfer_data import domain_emails
+from transfer_data import domain_emails
 
 RELEASED_BASE = Path(__file__).resolve().parents[1] / "base_model.keras"  # released beside the notebook
 HIDDEN_EMAILS_SEED = 52_817  # private: which e-mails the accuracy and one-step checks use

@@ -15,7 +15,7 @@ from autograder.keras_checks import (
     partial_credit,
     weight_differences,
 )
-from autograder.transfer_data import MAGAZINES, SENTENCE_LENGTH
+from transfer_data import MAGAZINES, SENTENCE_LENGTH
 
 N_MAGAZINES = len(MAGAZINES)
 ACCURACY_TARGET = 0.85  # the reference: 0.93 on every seed (benchmarks/bench_training.py transfer_learning)

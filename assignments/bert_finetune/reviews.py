@@ -1,5 +1,5 @@
-"""Labelled text data sets for the course: the review corpus shipped with dlgrade, and any CSV or JSON Lines file
-with a text column and a label column.
+"""Labelled texts for the bert_finetune exercise: the review corpus released beside the notebook, and any CSV or
+JSON Lines file with a text column and a label column. Released with the notebook; it needs numpy only.
 
 Notebooks load their released training split with `load_texts("reviews_train.csv")`; hidden graders load their
 held-out split with the same function, so both read a file the same way.
@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from autograder.errors import ConfigError
-
-DATA_DIR = Path(__file__).resolve().parent / "data"
-REVIEWS_TRAIN = DATA_DIR / "reviews_train.csv"  # public split of the review corpus (CC0, see data/README.md)
+REVIEWS_TRAIN = Path(__file__).resolve().with_name("reviews_train.csv")  # the released split (CC0, see DATA.md)
 LABEL_NAMES = ("negative", "positive")  # label 0 and label 1 of the review corpus
+
+
+class DataFileError(ValueError):
+    """A data file that cannot be read as labelled texts; the message names the file, the row and the problem."""
 
 
 @dataclass(frozen=True)
@@ -49,24 +50,24 @@ def load_texts(path: str | Path, *, text_column: str = "text", label_column: str
     """Read a `.csv` (with a header row) or `.jsonl` file of labelled texts.
 
     Labels are integers 0..num_classes-1, or, when `label_names` is given, those names (label i is the i-th
-    name; integers are accepted too). Raises ConfigError naming the file, the row and what is wrong.
+    name; integers are accepted too). Raises DataFileError naming the file, the row and what is wrong.
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"no data file {path}: keep the data file beside the notebook, or pass its path")
+        raise DataFileError(f"no data file {path}: keep the data file beside the notebook, or pass its path")
     rows = list(_rows(path))
     if not rows:
-        raise ConfigError(f"{path} holds no rows of data")
+        raise DataFileError(f"{path} holds no rows of data")
     names = tuple(label_names)
     texts, labels = [], []
     for where, row in rows:
         missing = [c for c in (text_column, label_column) if c not in row]
         if missing:
-            raise ConfigError(f"{path}, {where}: no column {' or '.join(map(repr, missing))}; the columns are "
+            raise DataFileError(f"{path}, {where}: no column {' or '.join(map(repr, missing))}; the columns are "
                               f"{', '.join(map(repr, row))}: pass text_column=... and label_column=...")
         text = row[text_column]
         if not isinstance(text, str) or not text.strip():
-            raise ConfigError(f"{path}, {where}: the text in column {text_column!r} is empty or not a string")
+            raise DataFileError(f"{path}, {where}: the text in column {text_column!r} is empty or not a string")
         texts.append(text)
         labels.append(_label(row[label_column], names=names, num_classes=num_classes, where=f"{path}, {where}"))
     return TextData(texts=np.array(texts, dtype=str), labels=np.array(labels, dtype=np.int32))
@@ -83,9 +84,9 @@ def _rows(path: Path) -> Iterable[tuple[str, dict]]:
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise ConfigError(f"{path}, line {number}: not a JSON object ({exc.msg})") from None
+                    raise DataFileError(f"{path}, line {number}: not a JSON object ({exc.msg})") from None
                 if not isinstance(row, dict):
-                    raise ConfigError(f"{path}, line {number}: expected a JSON object with text and label fields")
+                    raise DataFileError(f"{path}, line {number}: expected a JSON object with text and label fields")
                 yield f"line {number}", row
     elif suffix in (".csv", ".tsv"):
         with path.open(encoding="utf-8", newline="") as handle:
@@ -93,7 +94,7 @@ def _rows(path: Path) -> Iterable[tuple[str, dict]]:
             for number, row in enumerate(reader, start=2):  # row 1 is the header
                 yield f"row {number}", row
     else:
-        raise ConfigError(f"{path}: unknown data format {suffix!r}; use .csv (with a header row) or .jsonl")
+        raise DataFileError(f"{path}: unknown data format {suffix!r}; use .csv (with a header row) or .jsonl")
 
 
 def _label(value, *, names: tuple[str, ...], num_classes: int, where: str) -> int:
@@ -105,10 +106,10 @@ def _label(value, *, names: tuple[str, ...], num_classes: int, where: str) -> in
         label = None
     if label is None or not 0 <= label < num_classes:
         allowed = ", ".join([str(i) for i in range(num_classes)] + [repr(n) for n in names])
-        raise ConfigError(f"{where}: label {value!r} is not one of {allowed}")
+        raise DataFileError(f"{where}: label {value!r} is not one of {allowed}")
     return label
 
 
 def load_reviews() -> TextData:
-    """The public training split of the review corpus shipped with dlgrade (3000 reviews, label 1 positive)."""
+    """The public training split of the review corpus released with the exercise (3000 reviews, label 1 positive)."""
     return load_texts(REVIEWS_TRAIN)

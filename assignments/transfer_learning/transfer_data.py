@@ -12,7 +12,7 @@ E-mails differ from articles (the domain shift): fewer topic words, and other fr
 "dear" and "thanks" are rare in articles). Everything is generated from seeds, without downloads; hidden
 graders draw their held-out e-mails with a seed of their own.
 
-    python -m autograder.transfer_data build-base solutions/transfer_learning/base_model.keras
+    python transfer_data.py build-base base_model.keras   # in solutions/transfer_learning/
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ def train_base(path: Path, *, seed: int = 0):
 def main(argv: list[str]) -> int:
     """`build-base PATH`: train the base model on the general corpus and save it to PATH."""
     if len(argv) != 2 or argv[0] != "build-base":
-        print("usage: python -m autograder.transfer_data build-base PATH", file=sys.stderr)
+        print("usage: python transfer_data.py build-base PATH", file=sys.stderr)
         return 2
     train_base(Path(argv[1]))
     return 0

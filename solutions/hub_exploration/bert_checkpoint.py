@@ -1,0 +1,1 @@
+../bert_finetune/bert_checkpoint.py
