@@ -46,8 +46,8 @@ def main() -> None:
     \b
     Typical session, from the course root:
       dlgrade generate              # solutions/ -> assignments/ (student releases)
-      dlgrade validate seq2seq      # reference earns full marks, blank release zero
-      dlgrade grade seq2seq         # grade submitted/<student>/seq2seq/
+      dlgrade validate lab1      # reference earns full marks, blank release zero
+      dlgrade grade lab1         # grade submitted/<student>/lab1/
       dlgrade export -o grades.csv  # gradebook as CSV
     """
 
@@ -58,7 +58,7 @@ def main() -> None:
 def generate(assignments: tuple[str, ...], course_dir: Path | None) -> None:
     """Build the student releases in assignments/ from solutions/ (all assignments by default).
 
-    Example: dlgrade generate seq2seq
+    Example: dlgrade generate lab1
     """
     from autograder.notebooks import generate_release
 
@@ -77,7 +77,7 @@ def generate(assignments: tuple[str, ...], course_dir: Path | None) -> None:
 def validate(assignments: tuple[str, ...], course_dir: Path | None, no_sandbox: bool, as_json: bool) -> None:
     """Prove each assignment's graders: the reference solution must earn full marks, the blank release zero.
 
-    Example: dlgrade validate seq2seq
+    Example: dlgrade validate lab1
     """
     from autograder.pipeline import validate as validate_assignment
 
@@ -122,8 +122,8 @@ def grade(assignment: str, students: tuple[str, ...], jobs: int, force: bool, ti
 
     \b
     Examples:
-      dlgrade grade seq2seq --student alice --jobs 2
-      dlgrade grade seq2seq --executor slurm    # one Slurm array task per submission
+      dlgrade grade lab1 --student alice --jobs 2
+      dlgrade grade lab1 --executor slurm    # one Slurm array task per submission
     """
     from autograder.pipeline import grade as grade_batch
 
@@ -198,7 +198,7 @@ def results_table(results) -> str:
               help="The feedback zip to write (with --bundle).")
 @click.option("--grade-column", default=None,
               help="With --bundle canvas: the heading of the assignment's column, as Canvas names it, e.g. "
-                   "'Seq2seq (12345)'. Default: the assignment's name.")
+                   "'Lab1 (12345)'. Default: the assignment's name.")
 @course_dir_option
 @json_option
 def feedback(assignment: str, bundle_lms: str | None, output: Path | None, grade_column: str | None,
@@ -207,7 +207,7 @@ def feedback(assignment: str, bundle_lms: str | None, output: Path | None, grade
 
     Each page shows the score and status, every check with its points and message (layer tables, measured
     values against their targets), the late penalty of the course's policy ([late] in dlgrade.toml), the
-    student's training curves (history.json) and images (an attention heatmap); never hidden test code or data.
+    student's training curves (history.json) and images (plots it saved); never hidden test code or data.
     nbgrader's receipts (timestamp.txt, submission_secret.txt) are copied beside each page, so that
     `nbgrader release_feedback` hands the pages out through the exchange.
 
@@ -217,8 +217,8 @@ def feedback(assignment: str, bundle_lms: str | None, output: Path | None, grade
 
     \b
     Examples:
-      dlgrade feedback seq2seq
-      dlgrade feedback seq2seq --bundle moodle -o moodle-feedback.zip
+      dlgrade feedback lab1
+      dlgrade feedback lab1 --bundle moodle -o moodle-feedback.zip
     """
     from autograder.feedback import write_feedback
     from autograder.pipeline import load_results
@@ -319,7 +319,7 @@ def check(notebook: Path, no_sandbox: bool, time_limit: float | None, course_dir
     Exit code 0 when every public check passes, 3 when one fails or does not run. Inside a course (found above
     the notebook, or --course-dir) the assignment's limits and expected output files apply; elsewhere defaults.
 
-    Example: dlgrade check seq2seq.ipynb
+    Example: dlgrade check lab1.ipynb
     """
     from dataclasses import asdict
 
@@ -348,7 +348,7 @@ def resources(assignments: tuple[str, ...], course_dir: Path | None, as_json: bo
     resolves to $<env>, else [resources.<name>] path in the course's dlgrade.toml, else what its builder script
     builds into .dlgrade/resources/<name> (see README, "Resources"). Default: every assignment.
 
-    Example: DLGRADE_CHECKPOINT=~/models/bert-base-cased dlgrade resources bert_finetune
+    Example: MODEL_DIR=~/models/pretrained dlgrade resources lab1   # for a resource with env = "MODEL_DIR"
     """
     from autograder.resources import describe
 
@@ -435,7 +435,7 @@ def collect(assignment: str, archive: Path, lms: str, force: bool, timezone: str
     names that are not UTF-8, huge members) is refused whole, and a collect that fails leaves submitted/ as it
     was.
 
-    Example: dlgrade collect seq2seq submissions.zip --lms canvas
+    Example: dlgrade collect lab1 submissions.zip --lms canvas
     """
     from dataclasses import asdict
 
@@ -472,7 +472,7 @@ def similarity(assignment: str, threshold: float, min_tokens: int, output: Path 
     fingerprints, copydetect; the release's own code never counts) and write an HTML report of the pairs above
     the threshold, the matching regions side by side. Changes no grade.
 
-    Example: dlgrade similarity seq2seq --threshold 0.6
+    Example: dlgrade similarity lab1 --threshold 0.6
     """
     from autograder.similarity import write_similarity
 

@@ -99,7 +99,7 @@ class Course:
     """The course root (nbgrader's course directory) and the paths dlgrade derives from it."""
 
     root: Path
-    settings_root: Path | None = None  # where dlgrade.toml is read (checkpoint, ...); default: root
+    settings_root: Path | None = None  # where dlgrade.toml is read (resources, ...); default: root
 
     @property
     def settings_dir(self) -> Path:
@@ -214,7 +214,7 @@ def _nbgrader_setting(root: Path, section: str, name: str):
 def copy_course(source: Course, target: Path, assignments: tuple[str, ...]) -> Course:
     """A throw-away course at `target`: `source`'s nbgrader_config.py and the sources of `assignments`.
 
-    Its settings (dlgrade.toml: which checkpoint, ...) stay those of `source`, so validating or benchmarking in
+    Its settings (dlgrade.toml: resources, late policy, ...) stay those of `source`, so validating or benchmarking in
     the copy grades exactly as the real course would.
     """
     import shutil
@@ -239,7 +239,7 @@ def configured_resources(settings_dir: Path) -> dict[str, Path]:
     path = Path(settings_dir) / SETTINGS_FILE
     raw = typed.read_toml(path).get("resources", {})
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: [resources] must hold tables, e.g. [resources.bert] with path = \"DIR\"")
+        raise ConfigError(f"{path}: [resources] must hold tables, e.g. [resources.model] with path = \"DIR\"")
     found = {}
     for name, table in raw.items():
         entry = typed.load(ResourcePath, table, file=path, key=f"resources.{name}")

@@ -2,7 +2,7 @@
 
 Only what the result holds reaches the page: check names, points and the graders' own messages (with what they
 compared: a layer table, a measured value and its target), the late penalty, and the student's own artifacts
-(training curves drawn from `history.json`, PNG images such as an attention heatmap); never hidden test code,
+(training curves drawn from `history.json`, PNG images such as a plot of the model); never hidden test code,
 hidden data or tracebacks. Pages are self-contained files: images are embedded, no script runs.
 """
 
@@ -24,7 +24,6 @@ from autograder.late import LatePenalty, LatePolicy
 from autograder.results import CheckResult, SubmissionResult
 from autograder.text import plain_text
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 HISTORY_FILE = "history.json"  # Keras `history.history` dumped as JSON by the notebook (an optional extra)
 MAX_HISTORY_BYTES = 2 * 2**20
 MAX_HISTORY_SERIES, MAX_EPOCHS = 12, 10_000
@@ -33,8 +32,11 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def environment() -> jinja2.Environment:
-    """The templates folder beside the package, autoescaped (shared with the course report)."""
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+    """The templates of the package `autograder.templates` (the course layout's templates/, shipped in the wheel),
+    autoescaped (shared with the course report)."""
+    from importlib.resources import files
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(files("autograder.templates"))), autoescape=True,
                               undefined=jinja2.StrictUndefined)
 
 
@@ -109,69 +111,6 @@ def student_safe(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not _FRAME.match(line)).strip()
 
 
-_OLD_LAYER_HEADER = re.compile(r"^\s*#\s+expected\s+found\s*$")  # the position-by-position table of older results
-_LAYER_HEADER = re.compile(r"^ {3}expected\s+found\s*$")  # keras_checks.architecture_message's aligned diff
-_OLD_DIFFERS = "   <-- differs"
-_NOTE = "  <-- "
-_CHANGES = "=~-+"  # same, changed, missing, extra: keras_checks.architecture_message's marks
-
-
-def _parse_old_table(lines: list[str], header: int) -> list[LayerRow]:
-    start = lines[header].index("expected")
-    width = lines[header].index("found") - start - 2
-    rows = []
-    for line in lines[header + 1:]:
-        position = line[:start].strip()
-        if not position.isdigit():
-            break
-        ok = not line.endswith(_OLD_DIFFERS)
-        body = line[:-len(_OLD_DIFFERS)] if not ok else line
-        rows.append(LayerRow(position=int(position), expected=body[start:start + width].rstrip(),
-                             found=body[start + width + 2:].strip(), ok=ok))
-    return rows
-
-
-def _parse_diff_table(lines: list[str], header: int) -> list[LayerRow]:
-    found_at = lines[header].index("found")
-    rows = []
-    for line in lines[header + 1:]:
-        if len(line) < 3 or line[0] not in _CHANGES or line[1:3] != "  ":
-            break
-        body = line.partition(_NOTE)[0]  # the note is worked out again from the two sides
-        rows.append(aligned_row(len(rows) + 1, body[3:found_at - 2].strip(), body[found_at:].strip(),
-                                line[0] == "="))
-    return rows
-
-
-def parse_layer_table(text: str) -> tuple[str, tuple[LayerRow, ...]]:
-    """(text before the table, rows) of a message ending in `keras_checks.architecture_message`'s table (or the
-    position-by-position table of older results); (text, ()) when there is none. Graders that call
-    `credit.layer_table` need no parsing: their rows come structured, in `CheckResult.details`."""
-    lines = text.splitlines()
-    for pattern, parse in ((_LAYER_HEADER, _parse_diff_table), (_OLD_LAYER_HEADER, _parse_old_table)):
-        header = next((i for i, line in enumerate(lines) if pattern.match(line)), None)
-        if header is not None:
-            rows = parse(lines, header)
-            if rows:
-                return "\n".join(lines[:header]).rstrip().rstrip(":"), tuple(rows)
-    return text, ()
-
-
-_THRESHOLD = re.compile(r"(?P<metric>[A-Za-z][\w -]*?) (?P<measured>\d+(?:\.\d+)?) on [^(]*\(target "
-                        r"(?P<target>\d+(?:\.\d+)?)(?:, partial credit from (?P<floor>\d+(?:\.\d+)?))?")
-
-
-def parse_threshold(text: str) -> Threshold | None:
-    """The measured value and target of a message like 'accuracy 0.270 on 1024 hidden numbers (target 0.15,
-    partial credit from 0.05)'; None when the message has none."""
-    match = _THRESHOLD.search(text)
-    if match is None:
-        return None
-    floor = match["floor"]
-    return Threshold(metric=match["metric"].strip(), measured=float(match["measured"]),
-                     target=float(match["target"]), floor=float(floor) if floor else None)
-
-
 _DESCRIPTION = re.compile(r"^(?P<kind>[^()]+?)(?:\((?P<settings>.*)\))?$")
 _SETTING = re.compile(r"(\w+)=(.*?)(?=, \w+=|$)")
 
@@ -232,16 +171,10 @@ def _from_details(details: dict) -> tuple[tuple[LayerRow, ...], Threshold | None
 
 
 def check_view(check: CheckResult) -> CheckView:
-    """What the page shows of one check: structured details when the grader gave them, else what its message
-    reveals (a layer table, a measured value and its target), else the message alone."""
-    message = student_safe(check.output)
+    """What the page shows of one check: its message, and the table or threshold its grader handed over as
+    structure (`credit.layer_table`, `credit.threshold`); a message is never parsed for either."""
     layers, threshold = _from_details(check.details) if isinstance(check.details, dict) else ((), None)
-    intro, parsed = parse_layer_table(message)
-    if parsed:  # the table is shown as a table, whichever way it came
-        message, layers = intro, layers or parsed
-    if threshold is None and not layers:
-        threshold = parse_threshold(message)
-    return CheckView(check=check, message=message, layers=layers, threshold=threshold)
+    return CheckView(check=check, message=student_safe(check.output), layers=layers, threshold=threshold)
 
 
 # --------------------------------------------------------------------------- the student's artifacts, as figures
@@ -313,7 +246,7 @@ def _png_size(data: bytes) -> tuple[int, int] | None:
 
 
 def artifact_images(artifacts_dir: Path) -> list[Figure]:
-    """The PNG images the notebook left among its artifacts (an attention heatmap), checked to be PNGs of a
+    """The PNG images the notebook left among its artifacts (plots), checked to be PNGs of a
     sane size; anything else (SVG, HTML, a file claiming to be a PNG) never reaches the page."""
     figures = []
     if not artifacts_dir.is_dir():

@@ -5,7 +5,7 @@ safe_mode=True after `keras_checks` has inspected them), arrays, JSON. A crafted
 submission's points, so the grader process runs sandboxed like a notebook (`autograder.sandbox`): a non-root uid
 of its own, no network, a memory cgroup, a private size-limited /tmp; it sees the interpreter, the engine, a
 copy of the assignment's folder (graders and their data, no notebook) at its own path, the resources the graders
-read (the course's checkpoint) and, read-only, the artifacts of the submission it grades, nothing else of the
+read (the assignment's resources) and, read-only, the artifacts of the submission it grades, nothing else of the
 host.
 
 A `GraderProcess` is long-lived (one per worker of a batch): its sandbox imports TensorFlow once and forks a
@@ -52,7 +52,7 @@ class GraderProcess:
     """A sandboxed grader server: started once, `run` for each submission, `close` at the end of the batch.
 
     `graders_dir` starts it at once (else on the first `run`); `read_only` are host paths the graders read
-    (the course's checkpoint), visible at the same path inside; `devices` are device mounts (GPUs);
+    (the assignment's resources), visible at the same path inside; `devices` are device mounts (GPUs);
     `artifact_bytes` is the assignment's artifact limit, from which `keras_checks` bounds what an archive may
     expand to; `tmp_bytes` sizes the private /tmp. `isolated=False` (the instructor's --no-sandbox) runs the
     same server unprotected, as the current user.

@@ -29,7 +29,7 @@ READ_FAILURE = "the saved model could not be read"  # how every refusal of an ar
 ARTIFACT_BYTES_ENV = "DLGRADE_ARTIFACT_BYTES"  # the assignment's artifact limit, set for the graders by the host
 DEFAULT_ARTIFACT_BYTES = 2**30
 MAX_MEMBERS = 10_000  # a tokenizer's assets are a handful of files; a bomb can be millions of empty ones
-MAX_CONFIG_BYTES = 16 * 2**20  # bert-base-cased's classifier config is a few hundred KiB
+MAX_CONFIG_BYTES = 16 * 2**20  # a 110 M-parameter classifier's config is a few hundred KiB
 MAX_CONFIG_DEPTH = 200  # nested models reach a few dozen levels; json and Keras recurse once per level
 MAX_EXPANSION = 100  # Keras stores members uncompressed: an honest archive expands about 1:1
 EXPANSION_FLOOR = 2**20  # small members (a compressed config) may expand more without harm
@@ -344,7 +344,7 @@ def architecture_rows(model_or_layers, rules: list[LayerRule]) -> list[LayerDiff
     return rows
 
 
-LAYER_TABLE_HEADER = "   expected"  # how architecture_message's table begins (feedback.parse_layer_table finds it)
+LAYER_TABLE_HEADER = "   expected"  # how architecture_message's table begins
 _MARKS = {"same": "=", "settings": "~", "class": "~", "missing": "-", "extra": "+"}
 
 

@@ -85,10 +85,10 @@ class LmsFormat:
 MOODLE = LmsFormat(
     name="moodle", title="Moodle",
     patterns=(
-        # folders (the default since Moodle 3.1): "Ann Lee_1234_assignsubmission_file_/sub/dir/seq2seq.ipynb"
+        # folders (the default since Moodle 3.1): "Ann Lee_1234_assignsubmission_file_/sub/dir/lab1.ipynb"
         r"^(?:.*/)?(?P<folder>(?P<name>[^/_]*)_(?P<student_id>\d+)_assignsubmission_(?P<plugin>[a-z]+)_)/"
         r"(?P<file_id>.+)$",
-        # flat: "Ann Lee_1234_assignsubmission_file_seq2seq.ipynb"
+        # flat: "Ann Lee_1234_assignsubmission_file_lab1.ipynb"
         r"^(?:.*/)?(?P<folder>(?P<name>[^/_]*)_(?P<student_id>\d+)_assignsubmission_(?P<plugin>[a-z]+)_)"
         r"(?P<file_id>[^/]+)$",
     ),
@@ -159,8 +159,8 @@ def parse_member(fmt: LmsFormat, member: str) -> LmsEntry | None:
 
 
 def undecorated(fmt: LmsFormat, filename: str) -> str:
-    """`filename` without the suffix the LMS adds to a second file of the same name ("seq2seq-1.ipynb" on Canvas,
-    "seq2seq (2).ipynb" on ILIAS)."""
+    """`filename` without the suffix the LMS adds to a second file of the same name ("lab1-1.ipynb" on Canvas,
+    "lab1 (2).ipynb" on ILIAS)."""
     if not fmt.duplicate_suffix:
         return filename
     path = PurePosixPath(filename)

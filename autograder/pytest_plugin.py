@@ -45,11 +45,21 @@ class Credit:
         (index, expected, found, ok)."""
         self.details = {"kind": "layers", "rows": [_layer_row(row) for row in rows]}
 
-    def threshold(self, *, metric: str, measured: float, target: float, floor: float | None = None) -> None:
+    def threshold(self, *, metric: str, measured: float, target: float, floor: float | None = None,
+                  about: str = "") -> None:
         """A measured value (an accuracy, say) against the target that earns full points and the floor below
-        which the check earns nothing."""
-        self.details = {"kind": "threshold", "metric": plain_text(str(metric)), "measured": float(measured),
-                        "target": float(target), "floor": None if floor is None else float(floor)}
+        which the check earns nothing; it sets `fraction` (linear between floor and target, all or nothing
+        without a floor) and the message, e.g. "accuracy 0.812 on 1000 hidden reviews (target 0.78, partial
+        credit from 0.65)" (`about`: "on 1000 hidden reviews")."""
+        measured, target = float(measured), float(target)
+        if floor is None:
+            self.fraction = 1.0 if measured >= target else 0.0
+        else:
+            self.fraction = 1.0 if measured >= target else max(0.0, (measured - floor) / (target - floor))
+        partial = f", partial credit from {floor:g}" if floor is not None else ""
+        self.message = f"{metric} {measured:.3f}{' ' + about if about else ''} (target {target:g}{partial})"
+        self.details = {"kind": "threshold", "metric": plain_text(str(metric)), "measured": measured,
+                        "target": target, "floor": None if floor is None else float(floor)}
 
 
 def _layer_row(row) -> dict:
@@ -68,12 +78,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--dlgrade-results", help="where to write the check results as JSON")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    """Before the graders' conftest loads: their exercise's folder (above graders/, the --rootdir) on sys.path, so
+    the helpers released beside the notebook (data, constants) import as they do in the notebook."""
+    rootdir = getattr(early_config.known_args_namespace, "rootdir", None)
+    if rootdir:
+        exercise = str(Path(rootdir).resolve().parent)
+        if exercise not in sys.path:
+            sys.path.insert(0, exercise)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "points(n, cell): points of a hidden check and the grade cell carrying them")
-    # graders/ lies in the exercise's folder: its released helpers (data, constants) import as they do in the notebook
-    exercise = str(Path(config.rootpath).parent)
-    if exercise not in sys.path:
-        sys.path.insert(0, exercise)
     config.stash[_RESULTS] = {}
 
 

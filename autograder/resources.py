@@ -1,7 +1,7 @@
 """Resources an assignment declares (`[[resources]]` in assignment.toml): folders its notebook and graders read,
 resolved once per batch and mounted read-only.
 
-A resource is a folder the exercise needs beyond its released files: a pretrained checkpoint today, a data set or
+A resource is a folder the exercise needs beyond its released files: a pretrained model today, a data set or
 another model tomorrow. Its declaration names the environment variable through which the notebook and the graders
 find it and, optionally, a builder script in the exercise's folder. Which folder is used, first match wins:
 

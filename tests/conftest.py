@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import os
 import shutil
 import socket
+import sys
 import threading
+import types
 from pathlib import Path
 
 import nbformat
@@ -14,6 +19,52 @@ from nbformat.v4 import new_code_cell, new_notebook
 from autograder.course import Course, copy_course
 
 REPO = Path(__file__).resolve().parents[1]
+FAST_TIER = os.environ.get("DLGRADE_TEST_TIER") == "fast"  # make test-fast: pure tests only, and proven so
+HEAVY_MODULES = ("tensorflow", "keras", "keras_hub", "jax", "torch")
+
+
+class _NoHeavyImports:
+    """In the fast tier, importing a deep-learning framework fails the test that does it, saying how to fix it."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in HEAVY_MODULES:
+            raise ImportError(f"make test-fast imports no {name}: mark this test @pytest.mark.sandbox or slow")
+        return None
+
+
+def _refuse(what: str):
+    def refused(*args, **kwargs):
+        raise RuntimeError(f"make test-fast starts no {what}: mark this test @pytest.mark.sandbox or slow")
+    return refused
+
+
+def pytest_configure(config):
+    if not FAST_TIER:
+        return
+    sys.meta_path.insert(0, _NoHeavyImports())
+    import jupyter_client
+
+    from autograder import sandbox
+
+    sandbox.start = _refuse("sandbox")
+    sandbox.check_sandbox = _refuse("sandbox")
+    jupyter_client.KernelManager.start_kernel = _refuse("Jupyter kernel")
+
+
+@functools.cache
+def exercise_module(assignment: str, name: str) -> types.ModuleType:
+    """`solutions/<assignment>/<name>.py`, a helper released beside the notebook, imported by path (its folder is
+    on sys.path while it loads, as the notebook's working directory is in the sandbox)."""
+    folder = REPO / "solutions" / assignment
+    spec = importlib.util.spec_from_file_location(f"exercise_{assignment}_{name}", folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
+    sys.path.insert(0, str(folder))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    return module
 
 
 def make_course(root: Path, assignments: tuple[str, ...] = ("seq2seq",)) -> Course:

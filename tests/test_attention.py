@@ -16,10 +16,11 @@ import nbformat
 import numpy as np
 import pytest
 
-from autograder import dates
 from autograder.graders import run_graders
 from autograder.pipeline import grade
-from tests.conftest import REPO, make_course, submit
+from tests.conftest import REPO, exercise_module, make_course, submit
+
+dates = exercise_module("attention", "dates")
 
 ASSIGNMENT = "attention"
 GRADERS = REPO / "solutions" / ASSIGNMENT / "graders"
@@ -90,6 +91,7 @@ def probe_inputs():
     return _module("probe_inputs")
 
 
+@pytest.mark.sandbox
 @pytest.mark.parametrize("seed", [0, 1, 2**32 - 1])
 def test_probe_mask_isolates_the_mask_check_from_the_softmax_axis(probe_inputs, seed):
     mask = probe_inputs.function_inputs(seed)["mask"]
@@ -98,6 +100,7 @@ def test_probe_mask_isolates_the_mask_check_from_the_softmax_axis(probe_inputs, 
     assert len({probe_inputs.N_QUERIES, probe_inputs.N_KEYS, probe_inputs.D_K, probe_inputs.D_V}) == 4
 
 
+@pytest.mark.sandbox
 def test_the_probe_sandbox_gets_no_label(probe_inputs):
     inputs = probe_inputs.make_inputs(7)
     dates = probe_inputs.held_out_dates(7)
@@ -135,6 +138,7 @@ def _attention(*, scaled=True, masked=True, axis=-1, mask_after_softmax=False):
 @pytest.mark.parametrize(("mistake", "breaks"), [
     ({}, None), ({"scaled": False}, SCALING), ({"masked": False}, MASK), ({"axis": 1}, SUMS),
     ({"mask_after_softmax": True}, SUMS)])
+@pytest.mark.sandbox
 def test_each_mistake_in_the_function_costs_one_check(probe_module, probe_inputs, tmp_path, mistake, breaks):
     _probed(probe_module, probe_inputs, {"scaled_dot_product_attention": _attention(**mistake)}, tmp_path)
     checks, log = run_graders(graders_dir=GRADERS, artifacts_dir=tmp_path, timeout=120)
@@ -147,6 +151,7 @@ def test_each_mistake_in_the_function_costs_one_check(probe_module, probe_inputs
         assert "Q K^T / 1.00, expected Q K^T / sqrt(d_k) = Q K^T / 4.00" in function[SCALING].output
 
 
+@pytest.mark.sandbox
 def test_a_model_that_is_not_keras_earns_nothing(probe_module, probe_inputs, tmp_path):
     """An object with a `predict` of its own (a hand-written date parser) is not a trained model."""
 
@@ -211,6 +216,7 @@ def _definitions(notebook, inputs) -> dict:
     return namespace
 
 
+@pytest.mark.sandbox
 @pytest.mark.parametrize("student", ["reference", *IDIOMS, "padding_ignored"])
 def test_each_idiom_passes_and_the_layer_mistake_costs_one_check(probe_module, probe_inputs, tmp_path, student):
     """Untrained models (the accuracy and the heatmap are the batch's): the function's and the layer's checks."""

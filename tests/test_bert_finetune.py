@@ -13,11 +13,12 @@ import nbformat
 import numpy as np
 import pytest
 
-from autograder.checkpoints import tiny_checkpoint
-from autograder.errors import ConfigError
 from autograder.pipeline import grade
-from autograder.textdata import REVIEWS_TRAIN, load_reviews, load_texts
-from tests.conftest import REPO, make_course, submit
+from tests.conftest import REPO, exercise_module, make_course, submit
+
+reviews = exercise_module("bert_finetune", "reviews")
+tiny_checkpoint = exercise_module("bert_finetune", "bert_checkpoint").tiny_checkpoint
+load_texts, DataFileError = reviews.load_texts, reviews.DataFileError
 
 ASSIGNMENT = "bert_finetune"
 SOURCE = REPO / "solutions" / ASSIGNMENT
@@ -27,12 +28,8 @@ HIDDEN_TEST = SOURCE / "graders" / "reviews_test.csv"
 # ------------------------------------------------------------------------------------------------ corpus, loader
 
 
-def test_released_training_split_is_the_shipped_corpus():
-    assert (SOURCE / "reviews_train.csv").read_bytes() == REVIEWS_TRAIN.read_bytes()
-
-
 def test_splits_are_balanced_and_disjoint():
-    train, test = load_reviews(), load_texts(HIDDEN_TEST)
+    train, test = reviews.load_reviews(), load_texts(HIDDEN_TEST)
     assert (len(train), len(test)) == (3000, 1000)
     assert train.labels.mean() == test.labels.mean() == 0.5
     assert not set(train.texts) & set(test.texts)
@@ -55,7 +52,7 @@ def test_loader_reads_csv_and_jsonl_with_named_columns_and_labels(tmp_path):
                                       + json.dumps({"text": "Meh.", "label": "0"}) + "\n")
     data = load_texts(tmp_path / "b.jsonl")
     assert data.labels.dtype == np.int32 and data.labels.tolist() == [1, 0]
-    rest, held_out = load_reviews().split(0.1, seed=0)
+    rest, held_out = reviews.load_reviews().split(0.1, seed=0)
     assert (len(rest), len(held_out)) == (2700, 300) and not set(rest.texts) & set(held_out.texts)
 
 
@@ -72,13 +69,13 @@ def test_loader_reads_csv_and_jsonl_with_named_columns_and_labels(tmp_path):
 ])
 def test_loader_errors_name_the_file_the_row_and_the_fix(tmp_path, content, name, says):
     (tmp_path / name).write_text(content)
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(DataFileError) as error:
         load_texts(tmp_path / name)
     assert says in str(error.value) and name in str(error.value)
 
 
 def test_missing_data_file_says_where_it_should_be(tmp_path):
-    with pytest.raises(ConfigError, match="beside the notebook"):
+    with pytest.raises(DataFileError, match="beside the notebook"):
         load_texts(tmp_path / "reviews_train.csv")
 
 
@@ -144,11 +141,10 @@ LOSES = {  # student -> {check name: points lost}
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    # the tiny profile, whatever checkpoint this machine's course or shell configures: the environment wins
+    # the tiny checkpoint, whatever this machine's course configures: the environment wins (autograder.resources)
     tiny = tiny_checkpoint(tmp_path_factory.mktemp("checkpoint") / "tiny-bert")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DLGRADE_CHECKPOINT", str(tiny.path))
-        patch.setenv("DLGRADE_CHECKPOINT_PROFILE", "tiny")
         return _grade_batch(make_course(tmp_path_factory.mktemp("course"), (ASSIGNMENT,)))
 
 

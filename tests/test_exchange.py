@@ -26,8 +26,8 @@ COURSE_ID = "dl-keras"  # c.CourseDirectory.course_id of the repository's nbgrad
 BIN = Path(sys.prefix) / "bin"
 RUNUSER = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or RUNUSER is None,
-                                reason="runs commands as two Unix accounts: needs root and runuser")
+pytestmark = [pytest.mark.sandbox, pytest.mark.skipif(os.geteuid() != 0 or RUNUSER is None,
+                                reason="runs commands as two Unix accounts: needs root and runuser")]
 
 
 @pytest.fixture(scope="module")

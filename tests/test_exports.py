@@ -127,7 +127,7 @@ def test_late_policy_config_errors(tmp_path, text, problem):
 
 def test_late_policy_ignores_other_sections(tmp_path):
     assert load_policy(tmp_path) == LatePolicy()
-    (tmp_path / "dlgrade.toml").write_text('[checkpoint]\nprofile = "tiny"\n[slurm]\npartition = "gpu"\n'
+    (tmp_path / "dlgrade.toml").write_text('[resources.bert]\npath = "models/bert"\n[slurm]\npartition = "gpu"\n'
                                            + LATE_POLICY)
     assert load_policy(tmp_path) == LatePolicy(method="percent_per_day", percent_per_day=10, max_percent=25,
                                                grace_minutes=5)

@@ -23,7 +23,6 @@ from autograder.course import Course
 from autograder.feedback import (
     artifact_images,
     check_view,
-    parse_threshold,
     read_history,
     render_feedback,
     student_safe,
@@ -140,6 +139,7 @@ def _page(course: Course, student: str) -> Path:
 
 # --------------------------------------------------------------------------------------------- what the page says
 
+@pytest.mark.sandbox
 def test_checks_carry_structured_details_from_the_credit_fixture(course):
     bob = SubmissionResult.from_json((course.autograded / "bob" / "tiny" / "results.json").read_text())
     details = {check.name: check.details for check in bob.tests}
@@ -151,6 +151,7 @@ def test_checks_carry_structured_details_from_the_credit_fixture(course):
     assert details["The answer file has a sum"] is None
 
 
+@pytest.mark.sandbox
 def test_page_shows_tables_late_penalty_and_figures(course):
     alice, bob = _page(course, "alice").read_text(), _page(course, "bob").read_text()
     assert 'id="score">2 / 2<' in alice and 'id="late"' not in alice
@@ -172,6 +173,7 @@ def test_late_penalty_reduces_the_final_score(tmp_path):
     assert 'id="final-score">4 / 10<' in page and "policy: 25% of the score per started day late" in page
 
 
+@pytest.mark.sandbox
 def test_pages_never_show_hidden_code_data_or_tracebacks(course):
     secrets = _secret_lines(course)
     assert any("HIDDEN_PAIRS = [(40213, 77)" in line for line in secrets)  # the check below has teeth
@@ -198,6 +200,7 @@ def _rendered_dom(page: Path) -> str:
     return done.stdout
 
 
+@pytest.mark.sandbox
 def test_feedback_pages_load_in_headless_chromium(course):
     secrets = _secret_lines(course)
     for student, score in (("alice", "2 / 2"), ("bob", "0 / 2")):
@@ -226,19 +229,34 @@ def _diff_rows():
                          ("class",))]
 
 
-def test_layer_table_is_read_from_the_architecture_message():
+def test_a_table_in_a_message_stays_prose_structure_comes_only_from_details():
+    """The page never parses a grader's wording: a text table in the message shows as text, no layer table and no
+    threshold is made of it; only `credit.layer_table` / `credit.threshold` (CheckResult.details) make them."""
     rows = _diff_rows()
     check = CheckResult(name="Layers", cell="check_architecture", score=0, max_score=2, status="failed",
-                        output="the layers differ from Embedding -> LSTM:\n" + architecture_message(rows))
+                        output="exact-sequence accuracy 0.120 (target 0.15, partial credit from 0.05)\n"
+                        + architecture_message(rows))
     view = check_view(check)
-    assert view.message == "the layers differ from Embedding -> LSTM"
-    assert [(r.expected, r.found, r.ok, r.change) for r in view.layers] == [
-        (r.expected_text, r.found_text, r.ok, r.change) for r in rows]
-    assert [r.note for r in view.layers] == ["", "return_sequences differs", "extra layer", "missing layer",
-                                             "GRU instead of LSTM"]
-    page = render_feedback(SubmissionResult(student="s", assignment="seq2seq", score=0, max_score=2,
-                                            status="graded", tests=(check,)))
-    assert page.count('<tr class="differs') == 4 and "LSTM(<mark>return_sequences=False</mark>)" in page
+    assert view.layers == () and view.threshold is None and "expected" in view.message
+
+
+def test_threshold_comes_from_credit_threshold_with_its_fraction_and_message():
+    from autograder.pytest_plugin import Credit
+
+    credit = Credit()
+    credit.threshold(metric="exact-sequence accuracy", measured=0.12, target=0.15, floor=0.05,
+                     about="on 1024 hidden numbers")
+    assert credit.message == ("exact-sequence accuracy 0.120 on 1024 hidden numbers (target 0.15, partial credit "
+                              "from 0.05)")
+    assert abs(credit.fraction - 0.7) < 1e-9
+    check = CheckResult(name="Accuracy", cell="c", score=3.5, max_score=5, status="passed", output=credit.message,
+                        details=json.loads(json.dumps(credit.details)))
+    found = check_view(check).threshold
+    assert (found.metric, found.measured, found.target, found.floor, found.met) == (
+        "exact-sequence accuracy", 0.12, 0.15, 0.05, False)
+    without_floor = Credit()
+    without_floor.threshold(metric="accuracy", measured=0.5, target=0.6)
+    assert without_floor.fraction == 0.0
 
 
 def test_aligned_layer_table_marks_only_what_differs(tmp_path):
@@ -270,6 +288,7 @@ def test_aligned_layer_table_marks_only_what_differs(tmp_path):
     assert "&lt;-- extra layer" in page and "&lt;-- missing layer" in page
 
 
+@pytest.mark.sandbox
 def test_aligned_layer_table_in_headless_chromium(tmp_path):
     """The aligned table as a browser shows it: one row per expected or found layer, the marks where they differ."""
     from autograder.pytest_plugin import Credit
@@ -288,14 +307,6 @@ def test_aligned_layer_table_in_headless_chromium(tmp_path):
     assert re.findall(r"<mark>([^<]*)</mark>", table) == ["return_sequences=False", "return_sequences=True", "LSTM",
                                                           "GRU"]
     assert 'class="differs extra"' in table and 'class="differs missing"' in table
-
-
-def test_threshold_is_read_from_the_graders_message():
-    found = parse_threshold("exact-sequence accuracy 0.120 on 1024 hidden numbers (target 0.15, partial credit "
-                            "from 0.05)")
-    assert (found.metric, found.measured, found.target, found.floor, found.met) == (
-        "exact-sequence accuracy", 0.12, 0.15, 0.05, False)
-    assert parse_threshold("the decoder LSTM must return sequences") is None
 
 
 def test_student_safe_cuts_tracebacks():
@@ -324,17 +335,6 @@ def test_only_real_pngs_are_embedded(tmp_path):
     (tmp_path / "huge.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + (10**6).to_bytes(4, "big") * 2)
     (tmp_path / "link.png").symlink_to(tmp_path / "real.png")
     assert [figure.title for figure in artifact_images(tmp_path)] == ["real.png"]
-
-
-def test_structured_details_win_and_the_text_table_is_not_shown_twice():
-    from autograder.keras_checks import LayerDiffRow
-
-    rows = [LayerDiffRow("settings", ("Dense", (("units", "4"),)), ("Dense", (("units", "8"),)), ("units",))]
-    details = {"kind": "layers", "rows": [{"expected": "Dense(units=4)", "found": "Dense(units=8)", "ok": False}]}
-    check = CheckResult(name="Layers", cell="c", score=0, max_score=1, status="failed", details=details,
-                        output="the layers differ:\n" + architecture_message(rows))
-    view = check_view(check)
-    assert view.message == "the layers differ" and [(r.found, r.ok) for r in view.layers] == [("Dense(units=8)", False)]
 
 
 def test_results_written_before_details_existed_still_load():

@@ -30,6 +30,8 @@ from autograder.keras_checks import READ_FAILURE, check_keras_archive, json_dept
 from autograder.untrusted_files import Budget, UntrustedFile, copy_out, open_beneath, read_regular
 from tests.conftest import GRADER, _cell, submit, tiny_course
 
+pytestmark = pytest.mark.sandbox  # every test here runs sandboxes, kernels or Keras
+
 MiB = 2**20
 
 

@@ -20,6 +20,8 @@ import pytest
 from autograder import cgroups, sandbox
 from autograder.execution import python_mounts
 
+pytestmark = pytest.mark.sandbox  # every test here runs sandboxes, kernels or Keras
+
 PYTHON = str(Path(sys.prefix) / "bin" / "python")
 MiB = 2**20
 SMALL = dict(memory_bytes=256 * MiB, disk_bytes=64 * MiB, tmp_bytes=64 * MiB, shm_bytes=1024 * MiB, max_tasks=64,

@@ -380,6 +380,7 @@ def test_unreadable_submissions_are_rejected_by_the_pipeline_not_failed_on_our_s
     any of it runs (so these tasks need no sandbox)."""
     from autograder.executors import Task
     from autograder.pipeline import grade_one
+    from autograder.plan import plan_batch
 
     course = tiny_course(tmp_path)
     generate_release(course, "tiny")
@@ -390,8 +391,8 @@ def test_unreadable_submissions_are_rejected_by_the_pipeline_not_failed_on_our_s
         attack(notebook)
         submit(course, student, "tiny", json.dumps(notebook).replace('"DEEP"', deep(200_000)).encode())
     submit(course, "bad_utf8", "tiny", b'{"nbformat": 4, "cells": ["\xff"]}')
-    results = {student: grade_one(Task(course_root=course.root, assignment="tiny", student=student, isolated=False))
-               for student in [*attacks, "bad_utf8"]}
+    plan = plan_batch(course, "tiny", isolated=False)
+    results = {student: grade_one(Task(plan=plan, student=student)) for student in [*attacks, "bad_utf8"]}
     for result in results.values():
         assert (result.status, result.failed_on_our_side, result.score) == ("rejected", False, 0.0), result
         assert result.reason and result.max_score == 2.0

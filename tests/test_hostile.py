@@ -19,6 +19,8 @@ from autograder.notebooks import generate_release
 from autograder.pipeline import grade
 from tests.conftest import submit, tiny_course, tiny_probe_course
 
+pytestmark = pytest.mark.sandbox  # every test here runs sandboxes, kernels or Keras
+
 LIMITS = """wall_seconds = 30
 memory_bytes = 1073741824
 max_file_bytes = 10485760

@@ -15,6 +15,7 @@ import copy
 import functools
 import importlib.util
 import inspect
+import sys
 import warnings
 from pathlib import Path
 
@@ -22,7 +23,13 @@ import nbformat
 import pytest
 
 from autograder.pytest_plugin import Credit
-from tests.conftest import REPO, make_course, submit
+from tests.conftest import REPO, exercise_module, make_course, submit
+
+pytestmark = pytest.mark.sandbox  # every test here runs sandboxes, kernels or Keras
+
+# The cells and the graders import the helpers released beside each notebook, as in the sandbox, where the
+# notebook's folder is the working directory (their names differ from exercise to exercise).
+sys.path[:0] = [str(REPO / "solutions" / name) for name in ("seq2seq", "transfer_learning", "bert_finetune")]
 
 Edit = tuple[str | None, str, str]  # (grade_id of the cell, None: the training cell; old text; new text)
 
@@ -358,7 +365,7 @@ def _transfer_fixtures(notebook, workdir: Path, *, public_fails: bool) -> dict:
     import keras
 
     from autograder.keras_checks import find_nested_model, inspect_keras_archive, load_model
-    from autograder.transfer_data import domain_emails
+    domain_emails = exercise_module("transfer_learning", "transfer_data").domain_emails
 
     base_file = REPO / "solutions" / "transfer_learning" / "base_model.keras"
     shutil.copy2(base_file, workdir / "base_model.keras")

@@ -93,6 +93,7 @@ Finn,Ash,s1006,finn@uni.example
 """
 
 
+@pytest.mark.sandbox
 def test_moodle_round_trip(tmp_path):
     course = _course(tmp_path / "course")
     right, wrong = _notebooks(course)
@@ -169,6 +170,7 @@ CANVAS_GRADEBOOK = """Student,ID,SIS User ID,SIS Login ID,Section,Tiny (777)
 """
 
 
+@pytest.mark.sandbox
 def test_canvas_round_trip(tmp_path):
     course = _course(tmp_path / "course")
     right, wrong = _notebooks(course)
@@ -232,6 +234,7 @@ def _ilias_roster(path: Path) -> Path:
     return path
 
 
+@pytest.mark.sandbox
 def test_ilias_round_trip_with_submission_times_and_late_penalty(tmp_path):
     course = _course(tmp_path / "course")
     right, wrong = _notebooks(course)

@@ -116,6 +116,7 @@ def course(tmp_path_factory) -> Course:
     return course
 
 
+@pytest.mark.sandbox
 def test_check_in_the_sandbox_reports_public_checks_only(course, tmp_path, monkeypatch):
     """One real sandboxed run: a wrong add() fails the public check; the hidden graders are never touched."""
     def refuse(*_args, **_kwargs):
@@ -137,6 +138,7 @@ def test_check_in_the_sandbox_reports_public_checks_only(course, tmp_path, monke
     assert "add(2, 3) is 5" in hidden and "add(2, 3) is 5" not in run.output
 
 
+@pytest.mark.sandbox
 def test_check_from_a_students_folder_without_bubblewrap(course, tmp_path, monkeypatch):
     """A student's laptop: a release folder (no course around) and no bubblewrap. It runs unsandboxed and says so."""
     from autograder.errors import SandboxUnavailable

@@ -15,6 +15,8 @@ import pytest
 from autograder import sandbox
 from autograder.execution import python_mounts
 
+pytestmark = pytest.mark.sandbox  # every test here runs sandboxes, kernels or Keras
+
 PYTHON = str(Path(sys.prefix) / "bin" / "python")
 
 

@@ -4,7 +4,6 @@ killed reported per submission while the rest of the batch is recorded."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -17,10 +16,12 @@ import nbformat
 import psutil
 import pytest
 
+from autograder.course import AssignmentConfig
 from autograder.errors import ConfigError
 from autograder.executors import Task
 from autograder.notebooks import generate_release
-from autograder.slurm import _TOML_TYPES, SlurmSettings, _task_indices, batch_script, load_settings, submit
+from autograder.plan import BatchPlan, plan_batch
+from autograder.slurm import SlurmSettings, _task_indices, batch_script, load_settings, submit
 from tests.conftest import REPO, tiny_course
 from tests.conftest import submit as submit_notebook
 
@@ -29,9 +30,8 @@ DLGRADE = str(Path(sys.prefix) / "bin" / "dlgrade")
 
 def test_settings_come_from_the_slurm_section_of_dlgrade_toml(tmp_path):
     assert load_settings(tmp_path) == SlurmSettings(), "no dlgrade.toml: the defaults"
-    assert set(_TOML_TYPES) == {f.name for f in dataclasses.fields(SlurmSettings)}, "every setting has a TOML type"
     (tmp_path / "dlgrade.toml").write_text(
-        '[checkpoint]\npath = "models/bert"\n\n'
+        '[resources.bert]\npath = "models/bert"\n\n'
         '[slurm]\npartition = "gpu"\naccount = "dl-course"\ntime_minutes = 30\nshared_dir = "/scratch/dlgrade"\n'
         'extra_args = ["--qos=short"]\npoll_seconds = 5\n')
     settings = load_settings(tmp_path)
@@ -48,7 +48,8 @@ def test_settings_come_from_the_slurm_section_of_dlgrade_toml(tmp_path):
 
 
 def test_batch_script_asks_for_a_gpu_only_for_gpu_assignments(tmp_path):
-    tasks = [Task(course_root=tmp_path, assignment="bert_finetune", student=s) for s in ("alice", "o'brien")]
+    plan = BatchPlan(course_root=tmp_path, config=AssignmentConfig(name="bert_finetune"), points={})
+    tasks = [Task(plan=plan, student=s) for s in ("alice", "o'brien")]
     settings = SlurmSettings(partition="cpu", gpu_partition="gpu", gpus_per_task=2)
     gpu = batch_script(tasks, settings, directory=tmp_path / "b", gpu=True, notebook_seconds=600,
                        grader_seconds=300, memory_bytes=4 * 2**30)
@@ -74,7 +75,8 @@ def test_submit_passes_the_array_and_the_assignments_device(tmp_path, monkeypatc
     (fake_bin / "sbatch").write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/args\necho "4242;cluster"\n')
     (fake_bin / "sbatch").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake_bin}:{os.environ['PATH']}")
-    tasks = [Task(course_root=course.root, assignment="tiny", student=s) for s in ("a", "b", "c")]
+    plan = plan_batch(course, "tiny")
+    tasks = [Task(plan=plan, student=s) for s in ("a", "b", "c")]
 
     batch = submit(tasks, SlurmSettings(max_running=2, extra_args=("--qos=short",)))
     assert batch.job_id == "4242" and batch.directory.parent == course.root / "autograded" / ".slurm"
@@ -83,7 +85,12 @@ def test_submit_passes_the_array_and_the_assignments_device(tmp_path, monkeypatc
 
     config = course.solutions / "tiny" / "assignment.toml"
     config.write_text('device = "gpu"\n' + config.read_text())
-    assert "#SBATCH --gres=gpu:1" in (submit(tasks, SlurmSettings()).directory / "grade.sbatch").read_text()
+    gpu_plan = plan_batch(course, "tiny")
+    tasks = [Task(plan=gpu_plan, student=s) for s in ("a", "b", "c")]
+    batch = submit(tasks, SlurmSettings())
+    assert "#SBATCH --gres=gpu:1" in (batch.directory / "grade.sbatch").read_text()
+    assert BatchPlan.from_json((batch.directory / "plan.json").read_text(), origin=batch.directory).config == \
+        tasks[0].plan.config, "the plan every task grades with travels as JSON, unchanged"
 
 
 def test_task_ids_as_scontrol_writes_them_for_tasks_sharing_a_record():

@@ -17,7 +17,6 @@ import nbformat
 import numpy as np
 import pytest
 
-from autograder import transfer_data
 from autograder.keras_checks import (
     find_nested_model,
     inspect_keras_archive,
@@ -25,17 +24,13 @@ from autograder.keras_checks import (
     parameter_count,
     weight_differences,
 )
-from autograder.transfer_data import (
-    FEATURES,
-    MAGAZINES,
-    SENTENCE_LENGTH,
-    TOPICS,
-    VOCAB_SIZE,
-    WORDS,
-    domain_emails,
-    general_corpus,
-)
-from tests.conftest import REPO
+from tests.conftest import REPO, exercise_module
+
+transfer_data = exercise_module("transfer_learning", "transfer_data")
+FEATURES, MAGAZINES, SENTENCE_LENGTH, TOPICS, VOCAB_SIZE, WORDS = (
+    transfer_data.FEATURES, transfer_data.MAGAZINES, transfer_data.SENTENCE_LENGTH, transfer_data.TOPICS,
+    transfer_data.VOCAB_SIZE, transfer_data.WORDS)
+domain_emails, general_corpus = transfer_data.domain_emails, transfer_data.general_corpus
 
 ASSIGNMENT = "transfer_learning"
 SOURCE = REPO / "solutions" / ASSIGNMENT
@@ -97,6 +92,7 @@ def test_the_notebooks_recipe_is_the_code_that_built_the_base():
 
 # --- the released base model ------------------------------------------------------------------------------------
 
+@pytest.mark.sandbox
 def test_committed_base_is_a_safe_feature_extractor_and_released_unchanged():
     import keras
 
@@ -118,6 +114,7 @@ def _stacked(base, **call):
     return keras.Model(inputs, keras.layers.Dense(2)(base(inputs, **call)))
 
 
+@pytest.mark.sandbox
 def test_grader_helpers_find_the_base_its_call_and_its_changes(tmp_path):
     import keras
 

@@ -12,12 +12,16 @@ import numpy as np
 import pytest
 
 from autograder.course import Course
-from autograder.datasets import binary_string, binary_to_decimal, decimal_string, encode_numbers
 from autograder.errors import ConfigError, SubmissionRejected
 from autograder.execution import collect_artifacts
 from autograder.keras_checks import partial_credit
 from autograder.notebooks import read_submission
 from autograder.results import CheckResult, SubmissionResult
+from tests.conftest import exercise_module
+
+_data = exercise_module("seq2seq", "seq2seq_data")
+binary_string, binary_to_decimal, decimal_string, encode_numbers = (
+    _data.binary_string, _data.binary_to_decimal, _data.decimal_string, _data.encode_numbers)
 
 
 def test_lecture_example_encodes():

@@ -1,7 +1,7 @@
 """Example submissions of the bert_finetune exercise: `make demo` grades them and the tests use them (see
 autograder/examples.py). Never released (nbgrader_config.py ignores this file)."""
 
-from autograder.examples import HONEST, Example, first_unlocked_code, replace_in
+from autograder.examples import HONEST, Example, replace_in
 
 EXAMPLES = (
     *HONEST,

@@ -143,11 +143,13 @@ def build_base():
 def train_base(path: Path, *, seed: int = 0):
     """Step 1 of the recipe: train the base with a topic classifier on top, keep (and save) only the base."""
     import keras
-    import tensorflow as tf
     from keras import layers
 
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()  # the same file on every rebuild (on one machine and build)
+    if keras.backend.backend() == "tensorflow":  # the same file on every rebuild (on one machine and build)
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     corpus = general_corpus(seed=seed)
     base_model = build_base()
     classifier = keras.Sequential([base_model, layers.Dense(len(TOPICS), activation="softmax", name="topic")])

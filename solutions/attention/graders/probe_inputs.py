@@ -9,7 +9,6 @@ labels never enter a sandbox.
 from __future__ import annotations
 
 import numpy as np
-
 from dates import (
     INPUT_LENGTH,
     N_INPUT_SYMBOLS,

@@ -10,10 +10,8 @@ import struct
 
 import numpy as np
 import pytest
-from probe_inputs import BATCH, D_K, D_V, N_ATTENTION_DATES, N_DATES, N_KEYS, N_QUERIES
-
 from dates import INPUT_LENGTH, N_OUTPUT_SYMBOLS, OUTPUT_LENGTH, PAD, exact_match
-from autograder.keras_checks import partial_credit
+from probe_inputs import BATCH, D_K, D_V, N_ATTENTION_DATES, N_DATES, N_KEYS, N_QUERIES
 
 WEIGHTS_SHAPE = (BATCH, N_QUERIES, N_KEYS)
 OUTPUT_SHAPE = (BATCH, N_QUERIES, D_V)
@@ -122,9 +120,8 @@ def test_exact_sequence_accuracy_on_held_out_dates(probed, held_out_dates, credi
     """Exact-sequence accuracy on hidden held-out dates (all ten characters right)"""
     outputs = probed.array("date_outputs", part="model", shape=(N_DATES, OUTPUT_LENGTH, N_OUTPUT_SYMBOLS))
     accuracy = exact_match(outputs.argmax(axis=-1), held_out_dates.y)
-    credit.fraction = partial_credit(accuracy, floor=ACCURACY_FLOOR, target=ACCURACY_TARGET)
-    credit.message = (f"exact-sequence accuracy {accuracy:.3f} on {N_DATES} hidden held-out dates "
-                      f"(target {ACCURACY_TARGET}, partial credit from {ACCURACY_FLOOR})")
+    credit.threshold(metric="exact-sequence accuracy", measured=accuracy, target=ACCURACY_TARGET,
+                     floor=ACCURACY_FLOOR, about=f"on {N_DATES} hidden held-out dates")
     assert credit.fraction > 0, credit.message
 
 

@@ -5,13 +5,12 @@ import os
 from pathlib import Path
 
 import pytest
-
-from autograder.checkpoints import Checkpoint, resolve
-from autograder.keras_checks import load_model
+from bert_checkpoint import ENV_PATH, Checkpoint, checkpoint_at  # beside the notebook, on the graders' path
 from reviews import TextData, load_texts
 
+from autograder.keras_checks import load_model
+
 HERE = Path(__file__).resolve().parent
-COURSE_ROOT = HERE.parents[2]  # graders -> bert_finetune -> solutions -> course root
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,7 @@ in a minute on a CPU; pretrained MiniLM and bert-base-cased start from language 
 
 import numpy as np
 import pytest
-
 from bert_checkpoint import embedding_tensors
-from autograder.keras_checks import partial_credit
 
 SEQUENCE_LENGTH = 64
 EMBEDDING_LAYERS = ("token_embedding", "position_embedding", "segment_embedding")
@@ -102,7 +100,6 @@ def test_accuracy_on_hidden_reviews(classifier, checkpoint, hidden_reviews, cred
     assert logits.ndim == 2 and logits.shape[0] == len(hidden_reviews), (
         f"expected one row of outputs per review, ({len(hidden_reviews)}, 2), found {logits.shape}")
     accuracy = float((logits.argmax(axis=-1) == hidden_reviews.labels).mean())
-    credit.fraction = partial_credit(accuracy, floor=floor, target=target)
-    credit.message = (f"accuracy {accuracy:.3f} on {len(hidden_reviews)} hidden reviews (target {target}, partial "
-                      f"credit above {floor})")
+    credit.threshold(metric="accuracy", measured=accuracy, target=target, floor=floor,
+                     about=f"on {len(hidden_reviews)} hidden reviews")
     assert credit.fraction > 0, credit.message

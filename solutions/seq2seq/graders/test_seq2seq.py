@@ -8,15 +8,13 @@ the softmax, the number of output units. Unit sizes and the embedding size are t
 
 import numpy as np
 import pytest
-
 from seq2seq_data import BITS, DIGITS, encode_numbers
+
 from autograder.keras_checks import (
     LayerRule,
-    architecture_message,
     architecture_rows,
     describe,
     layer_graph,
-    partial_credit,
 )
 
 N_OUTPUT_SYMBOLS = 10
@@ -56,8 +54,7 @@ def test_layer_types_and_order(model, credit):
     credit.layer_table(rows)
     wrong = [row for row in rows if row.change in ("class", "missing", "extra")]
     assert not wrong, ("the layers differ from Embedding -> LSTM -> RepeatVector -> LSTM -> Dense (this check looks "
-                       "at the classes and their order; the settings have checks of their own):\n"
-                       + architecture_message(rows))
+                       "at the classes and their order; the settings have checks of their own)")
 
 
 @pytest.mark.points(1, cell="check_architecture")
@@ -108,7 +105,6 @@ def test_exact_sequence_accuracy(model, credit):
     predicted = np.asarray(model.predict(data.x, batch_size=256, verbose=0)).argmax(axis=-1)
     assert predicted.shape == data.y.shape, f"predictions have shape {predicted.shape}, expected {data.y.shape}"
     accuracy = float((predicted == data.y).all(axis=1).mean())
-    credit.fraction = partial_credit(accuracy, floor=ACCURACY_FLOOR, target=ACCURACY_TARGET)
-    credit.message = (f"exact-sequence accuracy {accuracy:.3f} on {HIDDEN_SAMPLE_SIZE} hidden numbers "
-                      f"(target {ACCURACY_TARGET}, partial credit from {ACCURACY_FLOOR})")
+    credit.threshold(metric="exact-sequence accuracy", measured=accuracy, target=ACCURACY_TARGET,
+                     floor=ACCURACY_FLOOR, about=f"on {HIDDEN_SAMPLE_SIZE} hidden numbers")
     assert credit.fraction > 0, credit.message

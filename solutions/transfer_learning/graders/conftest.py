@@ -4,9 +4,9 @@ code), the released base model it must contain, and hidden e-mails of the target
 from pathlib import Path
 
 import pytest
+from transfer_data import domain_emails
 
 from autograder.keras_checks import find_nested_model, inspect_keras_archive, load_model
-from transfer_data import domain_emails
 
 RELEASED_BASE = Path(__file__).resolve().parents[1] / "base_model.keras"  # released beside the notebook
 HIDDEN_EMAILS_SEED = 52_817  # private: which e-mails the accuracy and one-step checks use
