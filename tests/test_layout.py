@@ -151,3 +151,29 @@ def test_a_sixth_exercise_is_one_folder_graded_end_to_end(tmp_path):
                       "triples": (1.0, 3.0, "graded")}, [(r.student, r.reason, r.tests) for r in report.results]
     saved = json.loads((course.autograded / "reference" / NEW / "artifacts" / "lab6.json").read_text())
     assert saved == {"doubled": [2, 4, 6], "scaled": [0.1, 0.2, 0.3], "engine_importable": False}
+
+
+def test_a_built_wheel_carries_the_templates_and_renders_a_page(tmp_path):
+    """The templates stay in the course layout's templates/ and ship in the wheel as autograder.templates: an
+    installed wheel (not this checkout) renders a feedback page from them."""
+    import subprocess
+
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            "-w", str(tmp_path / "dist"), str(REPO)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "dist").glob("dlgrade-*.whl")
+    site = tmp_path / "site"
+    installed = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site),
+                                str(wheel)], capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr
+    code = ("import autograder, sys\n"
+            "from autograder.feedback import render_feedback\n"
+            "from autograder.results import SubmissionResult\n"
+            "page = render_feedback(SubmissionResult(student='ann', assignment='lab1', score=1, max_score=2,"
+            " status='graded'))\n"
+            "print(autograder.__file__)\nprint('ann' in page and '<html' in page.lower())\n")
+    rendered = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                              env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})
+    assert rendered.returncode == 0, rendered.stderr
+    where, ok = rendered.stdout.split()
+    assert where.startswith(str(site)) and ok == "True", rendered.stdout

@@ -12,6 +12,8 @@ from autograder.errors import ValidationFailed
 from autograder.pipeline import validate
 from tests.conftest import GRADER, tiny_course, tiny_probe_course
 
+pytestmark = pytest.mark.sandbox  # every test here runs sandboxes, kernels or Keras
+
 
 def test_validate_passes_for_a_sound_grader(tmp_path):
     reference, blank = validate(course=tiny_course(tmp_path), assignment="tiny")
