@@ -38,6 +38,11 @@ def _refuse(what: str):
     return refused
 
 
+def pytest_addoption(parser):
+    parser.addoption("--update-goldens", action="store_true",
+                     help="rewrite tests/golden/ from this run instead of comparing with it")
+
+
 def pytest_configure(config):
     if not FAST_TIER:
         return
