@@ -58,17 +58,21 @@ def pytest_configure(config):
 
 @functools.cache
 def exercise_module(assignment: str, name: str) -> types.ModuleType:
-    """`solutions/<assignment>/<name>.py`, a helper released beside the notebook, imported by path (its folder is
-    on sys.path while it loads, as the notebook's working directory is in the sandbox)."""
+    """`solutions/<assignment>/<name>.py` (`name` may be "graders/probe_inputs"), imported by path under a name of
+    its own; the exercise's folder (and the file's) is on sys.path while it loads, as in the sandbox, where the
+    notebook's folder is the working directory, and in the grader process."""
     folder = REPO / "solutions" / assignment
-    spec = importlib.util.spec_from_file_location(f"exercise_{assignment}_{name}", folder / f"{name}.py")
+    path = folder / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"exercise_{assignment}_{name.replace('/', '_')}", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
-    sys.path.insert(0, str(folder))
+    added = [str(folder), str(path.parent)]
+    sys.path[:0] = added
     try:
         spec.loader.exec_module(module)
     finally:
-        sys.path.remove(str(folder))
+        for entry in added:
+            sys.path.remove(entry)
     return module
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import datetime
-import importlib.util
 
 import nbformat
 import numpy as np
@@ -73,10 +72,7 @@ def test_held_out_days_never_appear_in_training_examples():
 
 def _module(name: str):
     """A file of graders/, imported by path under a name of its own (other assignments have files of that name)."""
-    spec = importlib.util.spec_from_file_location(f"attention_{name}", GRADERS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return exercise_module("attention", f"graders/{name}")
 
 
 @pytest.fixture(scope="module")

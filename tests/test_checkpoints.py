@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from autograder.checkpoints import Checkpoint, build_tiny_bert, resolve
+from autograder.textdata import load_reviews
 
 from autograder import checkpoints
-from autograder.checkpoints import Checkpoint, build_tiny_bert, resolve
 from autograder.errors import ConfigError
-from autograder.textdata import load_reviews
 
 CORPUS = ["The plot is clever, but the ending drags.", "I would not recommend it.", "Worth every penny!"] * 5
 
