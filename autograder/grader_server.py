@@ -32,6 +32,8 @@ from pathlib import Path
 
 import psutil
 
+from autograder.watch import family_rss
+
 READY = "dlgrade-grader-ready"
 PR_SET_PDEATHSIG = 1
 POLL_SECONDS = 0.02
@@ -67,14 +69,6 @@ def _run_child(request: dict, work: Path) -> int:
     return int(pytest.main([*request["args"], f"--dlgrade-results={work / 'results.json'}"]))
 
 
-def _family_rss(pid: int) -> int:
-    try:
-        process = psutil.Process(pid)
-        return sum(member.memory_info().rss for member in [process, *process.children(recursive=True)])
-    except psutil.Error:
-        return 0
-
-
 def _tail(path: Path, chars: int) -> str:
     """The last `chars` characters of a file the child wrote; "" unless it is a regular file (a child that a
     crafted archive took over could leave a pipe there, which would block a plain open)."""
@@ -108,7 +102,7 @@ def serve(request: dict, *, work: Path) -> dict:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             break
-        peak = max(peak, _family_rss(pid))
+        peak = max(peak, family_rss(pid))
         if peak > request["memory_bytes"]:
             stopped = "memory"
         elif time.monotonic() - begin > request["timeout"]:

@@ -30,10 +30,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
-
 from autograder import cgroups
 from autograder.errors import SandboxUnavailable
+from autograder.watch import family_rss, kill_family
 
 log = logging.getLogger("dlgrade.sandbox")
 
@@ -234,37 +233,6 @@ class _CappedReader(threading.Thread):
 
     def text(self) -> str:
         return self.kept.decode("utf-8", errors="replace")
-
-
-def _tree_rss(proc: psutil.Process) -> int:
-    total = 0
-    try:
-        family = [proc, *proc.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    for member in family:
-        try:
-            total += member.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
-
-
-def _kill_tree(popen: subprocess.Popen) -> None:
-    """SIGKILL bwrap and everything below it; the pid namespace takes down whatever escaped the walk."""
-    try:
-        family = psutil.Process(popen.pid).children(recursive=True)
-    except psutil.Error:
-        family = []
-    for member in [*family]:
-        try:
-            member.kill()
-        except psutil.Error:
-            pass
-    try:
-        popen.kill()
-    except ProcessLookupError:
-        pass
 
 
 def run(argv: Sequence[str], *, scratch: Path, limits: Limits, mounts: Sequence[Mount],
@@ -632,7 +600,7 @@ class Running:
 
     def kill(self) -> None:
         """Stop the whole tree now (a warm sandbox nobody needed); its scratch files are not copied back."""
-        _kill_tree(self.popen)
+        kill_family(self.popen.pid)
         self.popen.wait()
         self._release(copy_back=False)
 
@@ -657,7 +625,6 @@ class Running:
         scratch_fs = enforcement.scratch_fs if enforcement else None
         label = enforcement.label if enforcement else "watchdog"
         begin = time.monotonic()
-        watched = psutil.Process(self.popen.pid)
         stopped, peak, polls = None, 0, 0
         first_refusal, refusals = None, group.task_limit_hits() if group else 0
         while self.popen.poll() is None:
@@ -676,7 +643,7 @@ class Running:
                     if time.monotonic() - first_refusal >= TASK_BOMB_SECONDS:
                         stopped = "tasks"  # refused again and again: a bomb, not one failed fork
             else:
-                peak = max(peak, _tree_rss(watched))
+                peak = max(peak, family_rss(self.popen.pid))
                 stopped = "memory" if peak > self.limits.memory_bytes else None
             if stopped is None and time.monotonic() - begin > self.limits.wall_seconds:
                 stopped = "timeout"
@@ -686,7 +653,7 @@ class Running:
                     and _disk_usage(self.scratch) > self.limits.disk_bytes):
                 stopped = "disk"
             if stopped:
-                _kill_tree(self.popen)
+                kill_family(self.popen.pid)
                 break
             time.sleep(0.1)
         self.popen.wait()
