@@ -86,7 +86,7 @@ def kernel_env(config: AssignmentConfig) -> dict[str, str]:
         "PYTHONDONTWRITEBYTECODE": "1",
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "TF_DETERMINISTIC_OPS": "1",
-        "KERAS_BACKEND": "tensorflow",
+        "KERAS_BACKEND": config.backend,  # assignment.toml's backend; the release itself names none
         "MPLBACKEND": "Agg",
         "MPLCONFIGDIR": "/tmp/matplotlib",
         "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",
@@ -98,7 +98,19 @@ def kernel_env(config: AssignmentConfig) -> dict[str, str]:
         "TF_NUM_INTRAOP_THREADS": str(config.cpu_threads),
         "TF_NUM_INTEROP_THREADS": str(config.cpu_threads),
         "OMP_NUM_THREADS": str(config.cpu_threads),
+        **backend_env(config),
     }
+
+
+def backend_env(config: AssignmentConfig) -> dict[str, str]:
+    """Thread and determinism settings of the assignment's Keras backend beyond TensorFlow's variables above."""
+    if config.backend == "jax":  # XLA on the CPU: one Eigen pool of cpu_threads, deterministic reductions
+        return {"XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'true' if config.cpu_threads > 1 else 'false'} "
+                             f"intra_op_parallelism_threads={config.cpu_threads}",
+                "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+    if config.backend == "torch":
+        return {"CUBLAS_WORKSPACE_CONFIG": ":4096:8"}  # what torch's deterministic algorithms need on a GPU
+    return {}
 
 
 class SandboxedKernel:

@@ -169,7 +169,7 @@ def test_the_probe_sandbox_holds_no_engine_no_course_helper_no_secret_and_no_net
 
     with listener:
         outcome = probe.run_probe(config=config, graders_dir=graders, notebook=notebook, artifacts={}, seed=1,
-                                  mounts=sandbox_mounts(config, engine=False), env=kernel_env(config))
+                                  mounts=sandbox_mounts(config), env=kernel_env(config))
     assert outcome.arrays is not None, (outcome.problems, outcome.run.stderr)
     facts = {name: int(value) for name, value in outcome.arrays.items()}
     assert facts == dict.fromkeys(facts, 0) and len(facts) == 9, facts

@@ -137,3 +137,59 @@ def test_a_damaged_results_file_is_named_not_skipped(tmp_path):
     damaged.write_text('{"student": "ann"')
     with pytest.raises(GradingFailed, match="ann/seq2seq/results.json is not a dlgrade result.*--student ann --force"):
         load_results(course, "seq2seq")
+
+
+# --------------------------------------------------------------------------------- the typed configuration loader
+
+@pytest.mark.parametrize("text, says", [
+    ('artifacts = "model.keras"\n', "artifacts must be a list"),
+    ('device = "GPU"\n', "device = 'GPU'; choose one of 'cpu', 'gpu'"),
+    ('backend = "theano"\n', "backend = 'theano'; choose one of 'tensorflow', 'jax', 'torch'"),
+    ("grader_seconds = -5\n", "grader_seconds = -5 must be at least 1"),
+    ("cpu_threads = 1.5\n", "cpu_threads must be a whole number"),
+    ("[limits]\nwall_seconds = \"10 min\"\n", "limits.wall_seconds must be a number"),
+    ("[limits]\nmemory = 1\n", "unknown setting(s) in [limits]: memory"),
+    ("artefacts = []\n", "unknown setting(s): artefacts"),
+    ('[probe]\nscript = "p.py"\ninputs = "i.py"\ncells = "build"\n', "probe.cells must be a list"),
+    ('[[resources]]\nname = "Model Dir"\nenv = "X"\n', "resources: name must be lower-case"),
+    ('artifacts = ["../model.keras"]\n', "plain file names, not paths"),
+    ("position = true\n", "position must be a whole number"),
+])
+def test_assignment_toml_is_checked_where_it_is_read(tmp_path, text, says):
+    """Every value of assignment.toml is type- and range-checked, the error naming the file and the key."""
+    from autograder.course import load_assignment
+
+    path = tmp_path / "assignment.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_assignment(path, "lab1")
+    assert str(path) in str(error.value) and says in str(error.value), str(error.value)
+
+
+def test_a_valid_assignment_toml_becomes_typed_values(tmp_path):
+    from autograder.course import load_assignment
+    from autograder.execution import kernel_env
+
+    path = tmp_path / "assignment.toml"
+    path.write_text('position = 3\nartifacts = ["m.keras"]\nbackend = "jax"\ncpu_threads = 2\n'
+                    '[limits]\nwall_seconds = 90\n[[resources]]\nname = "data"\nenv = "DATA_DIR"\n')
+    config = load_assignment(path, "lab1")
+    assert (config.position, config.artifacts, config.limits.wall_seconds) == (3, ("m.keras",), 90.0)
+    assert config.resources[0].name == "data" and config.resources[0].build == ""
+    env = kernel_env(config)
+    assert env["KERAS_BACKEND"] == "jax" and "intra_op_parallelism_threads=2" in env["XLA_FLAGS"]
+
+
+def test_a_plan_travels_as_json_unchanged(tmp_path):
+    """What a Slurm task reads back is the batch's plan, checked by the same loader."""
+    from autograder.course import load_assignment
+    from autograder.plan import BatchPlan
+    from autograder.resources import Resource, ResourceSet
+
+    path = tmp_path / "assignment.toml"
+    path.write_text('artifacts = ["m.keras"]\n[probe]\nscript = "p.py"\ninputs = "i.py"\ncells = ["a"]\n')
+    plan = BatchPlan(course_root=tmp_path, config=load_assignment(path, "lab1"), points={"check": 2.0},
+                     resources=ResourceSet((Resource("data", "DATA_DIR", tmp_path / "d", "built by b.py"),)))
+    again = BatchPlan.from_json(plan.to_json(), origin=tmp_path / "plan.json")
+    assert (again.config, again.points, again.resources, again.max_score) == (
+        plan.config, plan.points, plan.resources, 2.0)
