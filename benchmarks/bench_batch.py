@@ -31,10 +31,10 @@ def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     sys.path.insert(0, str(REPO))
     from autograder.course import Course, copy_course
-    from autograder.examples import EXAMPLES
+    from autograder.examples import load_examples
     from autograder.notebooks import generate_release
 
-    examples = {example.student: example for example in EXAMPLES[ASSIGNMENT]}
+    examples = {example.student: example for example in load_examples(Course(REPO), ASSIGNMENT)}
     bin_dir = Path(sys.prefix) / "bin"
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     with tempfile.TemporaryDirectory(prefix="dlgrade-bench-") as tmp:
