@@ -22,8 +22,7 @@ import pandas as pd
 from autograder.course import Course
 from autograder.gradebook import scores_frame
 from autograder.late import LatePolicy
-from autograder.pipeline import load_results
-from autograder.results import SubmissionResult
+from autograder.results import SubmissionResult, load_results
 from autograder.text import plain_text, spreadsheet_cell
 
 FORMATS = ("csv", "wide-csv", "xlsx", "canvas", "moodle", "gradescope")

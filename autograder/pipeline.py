@@ -14,7 +14,6 @@ are the same.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
@@ -33,11 +32,10 @@ from autograder.executors import Executor, LocalExecutor, Task
 from autograder.graders import run_graders
 from autograder.plan import BatchPlan, autograded_points, plan_batch, sandbox_settings
 from autograder.probe import probe_seed, run_probe, write_for_graders
-from autograder.results import BatchReport, CheckResult, SubmissionResult
+from autograder.results import RESULTS_FILE, BatchReport, CheckResult, SubmissionResult, load_results
 from autograder.text import plain_text
 from autograder.warm import WarmPool
 
-RESULTS_FILE = "results.json"
 LOG_FILE = "dlgrade.log"
 __all__ = ["autograded_points", "grade", "grade_one", "grade_submission", "load_results", "plan_batch", "validate"]
 
@@ -334,15 +332,3 @@ def validate(*, course: Course, assignment: str, isolated: bool = True) -> tuple
     if problems:
         raise ValidationFailed(f"{assignment}: " + "; ".join(problems))
     return reference, blank
-
-
-def load_results(course: Course, assignment: str) -> list[SubmissionResult]:
-    """Every results.json written for `assignment`, sorted by student."""
-    found = []
-    for path in sorted(course.autograded.glob(f"*/{assignment}/{RESULTS_FILE}")):
-        try:
-            found.append(SubmissionResult.from_json(path.read_text()))
-        except (json.JSONDecodeError, TypeError, KeyError) as exc:  # never an export that silently lacks a student
-            raise GradingFailed(f"{path} is not a dlgrade result ({type(exc).__name__}: {exc}); grade it again with "
-                                f"`dlgrade grade {assignment} --student {path.parts[-3]} --force`") from exc
-    return found

@@ -192,7 +192,7 @@ def render_report(report: CourseReport, *, title: str = "Course report",
 def load_course_results(course: Course, assignments: Sequence[str] = ()) -> list[SubmissionResult]:
     """Every results.json of the course (or of `assignments`), assignment by assignment."""
     from autograder.export import graded_assignments
-    from autograder.pipeline import load_results
+    from autograder.results import load_results
 
     return [r for a in (assignments or graded_assignments(course)) for r in load_results(course, a)]
 

@@ -5,10 +5,18 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+from autograder.errors import GradingFailed
+
+if TYPE_CHECKING:
+    from autograder.course import Course
 
 SubmissionStatus = Literal["graded", "error", "timeout", "rejected"]
 CheckStatus = Literal["passed", "failed", "error"]
+
+
+RESULTS_FILE = "results.json"  # autograded/<student>/<assignment>/results.json
 
 
 @dataclass(frozen=True)
@@ -78,3 +86,15 @@ class BatchReport:
     def failed_on_our_side(self) -> tuple[SubmissionResult, ...]:
         """Results where grading itself failed: the command exits 1 and names them."""
         return tuple(result for result in self.results if result.failed_on_our_side)
+
+
+def load_results(course: Course, assignment: str) -> list[SubmissionResult]:
+    """Every results.json written for `assignment`, sorted by student."""
+    found = []
+    for path in sorted(course.autograded.glob(f"*/{assignment}/{RESULTS_FILE}")):
+        try:
+            found.append(SubmissionResult.from_json(path.read_text()))
+        except (json.JSONDecodeError, TypeError, KeyError) as exc:  # never an export that silently lacks a student
+            raise GradingFailed(f"{path} is not a dlgrade result ({type(exc).__name__}: {exc}); grade it again with "
+                                f"`dlgrade grade {assignment} --student {path.parts[-3]} --force`") from exc
+    return found
