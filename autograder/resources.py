@@ -8,7 +8,7 @@ find it and, optionally, a builder script in the exercise's folder. Which folder
 1. the instructor's environment: `<env>=DIR dlgrade grade ...`;
 2. the course's dlgrade.toml: `[resources.<name>]` with `path = "DIR"` (relative to the course root);
 3. the builder's output, built once into `<course root>/.dlgrade/resources/<name>/` with
-   `python <build> build DIR` and rebuilt when the builder or a file beside it changes.
+   `python <build> build DIR` and rebuilt when the builder or one of its declared `inputs` changes.
 
 A folder from 1 or 2 is checked with `python <build> check DIR` (exit 0, or a reason on stderr) where a builder is
 declared. The notebook's sandbox sees the folder at `/opt/dlgrade/resources/<name>`, the graders at its own path;
@@ -45,6 +45,7 @@ class ResourceConfig:
     name: str  # identifier: the cache folder, the mount point and the dlgrade.toml section are named after it
     env: str  # environment variable holding the folder's path, in the notebook's sandbox and in the graders
     build: str = ""  # builder script in the exercise's folder: `python SCRIPT build DIR`, `python SCRIPT check DIR`
+    inputs: tuple[str, ...] = ()  # files beside the builder that it reads: a change to one rebuilds the resource
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def build_resource(item: ResourceConfig, *, builder: Path, cache: Path, log=None
 
     A lock serialises builders of the same resource (parallel batches, Slurm tasks on a shared course)."""
     target = cache / item.name
-    digest = _builder_digest(builder)
+    digest = _builder_digest(builder, item.inputs)
     cache.mkdir(parents=True, exist_ok=True)
     with open(cache / f".{item.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -129,22 +130,26 @@ def build_resource(item: ResourceConfig, *, builder: Path, cache: Path, log=None
             log(f"building the resource {item.name!r} with {builder} (once; cached in {target})")
         staging = cache / f".{item.name}-building"
         shutil.rmtree(staging, ignore_errors=True)
-        _run_builder(builder, "build", staging)
-        if not staging.is_dir():
-            raise ConfigError(f"{builder} build {staging} made no folder")
-        (staging / STAMP_FILE).write_text(json.dumps({"builder": str(builder), "sha256": digest}) + "\n")
-        _readable_by_all(staging)  # the sandboxes that mount it run as other uids
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+        try:
+            _run_builder(builder, "build", staging)
+            if not staging.is_dir():
+                raise ConfigError(f"{builder} build {staging} made no folder")
+            (staging / STAMP_FILE).write_text(json.dumps({"builder": str(builder), "sha256": digest}) + "\n")
+            _readable_by_all(staging)  # the sandboxes that mount it run as other uids
+            shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
-def _builder_digest(builder: Path) -> str:
-    """What a built resource depends on: the builder and the regular files beside it (its data), not notebooks."""
+def _builder_digest(builder: Path, inputs: Sequence[str]) -> str:
+    """What a built resource depends on: the builder and the inputs it declares (files beside it)."""
     digest = hashlib.sha256()
-    for path in sorted(builder.parent.iterdir()):
-        if path.is_file() and path.suffix != ".ipynb" and not path.name.startswith("."):
-            digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    for path in [builder, *(builder.parent / name for name in inputs)]:
+        if not path.is_file():
+            raise ConfigError(f"the resource builder {builder} declares the input {path.name}, which does not exist")
+        digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
 
@@ -156,8 +161,11 @@ def _stamp(target: Path) -> str | None:
 
 
 def _run_builder(builder: Path, command: str, folder: Path) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, builder.name, command, str(folder)], cwd=builder.parent,
-                          capture_output=True, text=True, timeout=BUILD_SECONDS)
+    try:
+        done = subprocess.run([sys.executable, builder.name, command, str(folder)], cwd=builder.parent,
+                              capture_output=True, text=True, timeout=BUILD_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise ConfigError(f"{builder} {command} {folder} took more than {BUILD_SECONDS} s; it was stopped") from None
     if command == "build" and done.returncode != 0:
         raise ConfigError(f"{builder} build failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     return done

@@ -309,21 +309,26 @@ def test_a_built_resource_is_cached_in_the_course_and_built_once(exercise):
     assert sorted(p.name for p in first.parent.iterdir()) == [".data.lock", "data"], "no staging folder is left"
 
 
-def test_a_changed_builder_or_file_beside_it_rebuilds_but_a_notebook_does_not(exercise):
-    """The cache depends on the builder and its data files: editing either rebuilds; the exercise's notebook and
-    hidden files are not part of what builds it."""
-    _resolve(exercise)
-    (exercise / "lab.ipynb").write_text("{}")
-    (exercise / ".hidden").write_text("")
-    _resolve(exercise)
+def test_a_changed_builder_or_declared_input_rebuilds_but_other_files_do_not(exercise):
+    """The cache depends on the builder and the inputs it declares: editing either rebuilds; the exercise's
+    notebook, its settings and other files beside it are not part of what builds it."""
+    declared = ResourceConfig(name="data", env="LAB_DATA", build="make_data.py", inputs=("words.csv",))
+    (exercise / "words.csv").write_text("text\nhello\n")
+    _resolve(exercise, declared)
+    for name in ("lab.ipynb", "assignment.toml", "model.keras", ".hidden"):
+        (exercise / name).write_text("{}")
+    _resolve(exercise, declared)
     assert _builds(exercise) == 1
     with open(exercise / "make_data.py", "a") as builder:
         builder.write("# edited\n")
-    _resolve(exercise)
+    _resolve(exercise, declared)
     assert _builds(exercise) == 2
-    (exercise / "words.csv").write_text("text\nhello\n")
-    _resolve(exercise)
+    (exercise / "words.csv").write_text("text\nhello again\n")
+    _resolve(exercise, declared)
     assert _builds(exercise) == 3
+    (exercise / "words.csv").unlink()
+    with pytest.raises(ConfigError, match="declares the input words.csv, which does not exist"):
+        _resolve(exercise, declared)
 
 
 def test_build_resource_reports_a_failing_builder(tmp_path):
@@ -435,6 +440,7 @@ def test_the_bert_assignments_declare_the_checkpoint_builder():
 
     course = Course(REPO)
     for assignment in ("bert_finetune", "hub_exploration"):
-        assert course.config(assignment).resources == (ResourceConfig("bert", bert.ENV_PATH, "bert_checkpoint.py"),)
+        assert course.config(assignment).resources == (
+            ResourceConfig("bert", bert.ENV_PATH, "bert_checkpoint.py", inputs=("reviews_train.csv",)),)
     shared = REPO / "solutions" / "hub_exploration" / "bert_checkpoint.py"
     assert shared.resolve() == (REPO / "solutions" / "bert_finetune" / "bert_checkpoint.py").resolve()

@@ -214,7 +214,7 @@ def embedding_tensors(path: Path) -> dict[str, np.ndarray]:
     weights = _weights_file(Path(path))
     if weights.name != "model.safetensors":
         raise CheckpointError(f"{path}: reading a sharded checkpoint's embeddings is not supported; save it as one "
-                          "model.safetensors")
+                              "model.safetensors")
     found = {}
     with safe_open(str(weights), framework="np") as handle:
         keys = list(handle.keys())
@@ -237,7 +237,7 @@ def check_checkpoint(path: Path, *, origin: str) -> None:
     """Raise CheckpointError unless `path` is a Hugging Face BERT directory that from_preset can load offline."""
     if not path.is_dir():
         raise CheckpointError(f"the BERT checkpoint {path} (from {origin}) is not a directory: point it at a folder "
-                          "with config.json, model.safetensors, vocab.txt and tokenizer_config.json")
+                              "with config.json, model.safetensors, vocab.txt and tokenizer_config.json")
     missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
     if not _weights_file(path).is_file():
         missing.append("model.safetensors")
@@ -249,16 +249,15 @@ def check_checkpoint(path: Path, *, origin: str) -> None:
             hints.append('add tokenizer_config.json with {"do_lower_case": false} for a cased vocabulary, or true '
                          "for an uncased one (keras-hub reads it)")
         raise CheckpointError(f"the BERT checkpoint {path} (from {origin}) lacks {', '.join(missing)}"
-                          + ("; " + "; ".join(hints) if hints else "")
-                          + f". Fix the folder, point {origin} at another one, or remove the setting to use "
-                          "dlgrade's tiny test checkpoint.")
+                              + ("; " + "; ".join(hints) if hints else "")
+                              + ".")
     try:
         config = json.loads((path / "config.json").read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path / 'config.json'} (from {origin}) is not readable JSON: {exc}") from None
     if config.get("model_type") != "bert":
         raise CheckpointError(f"the checkpoint {path} (from {origin}) has model_type {config.get('model_type')!r}; the "
-                          "exercise fine-tunes a BERT (model_type 'bert')")
+                              "exercise fine-tunes a BERT (model_type 'bert')")
 
 
 def infer_profile(path: Path) -> str:
@@ -275,13 +274,14 @@ def infer_profile(path: Path) -> str:
     if (config.get("hidden_size") or 10**6) <= 128:
         return "tiny"
     raise CheckpointError(f"cannot tell which grading profile fits the checkpoint {path} ({shape[0]} layers, hidden "
-                      f"size {shape[1]}): name it in config.json's _name_or_path (one of {', '.join(PROFILES)})")
+                          f"size {shape[1]}): name it in config.json's _name_or_path (one of {', '.join(PROFILES)})")
 
 
-def checkpoint_at(path: Path) -> Checkpoint:
-    """The checkpoint in the folder `path`, checked, with the profile its config.json gives."""
+def checkpoint_at(path: Path, *, origin: str = "the given folder") -> Checkpoint:
+    """The checkpoint in the folder `path` (named by `origin`, for messages), checked, with the profile its
+    config.json gives."""
     path = Path(path).expanduser().resolve()
-    check_checkpoint(path, origin=str(path))
+    check_checkpoint(path, origin=origin)
     return Checkpoint(path=path, profile=infer_profile(path))
 
 
@@ -342,7 +342,7 @@ def find_checkpoint(start: Path | None = None) -> Checkpoint:
     """The checkpoint a notebook fine-tunes: $DLGRADE_CHECKPOINT (grading sets it), else the tiny checkpoint built
     once in `tiny-bert/` in `start` (default: the working directory, the notebook's folder)."""
     if os.environ.get(ENV_PATH):
-        return checkpoint_at(Path(os.environ[ENV_PATH]))
+        return checkpoint_at(Path(os.environ[ENV_PATH]), origin=f"${ENV_PATH}")
     return tiny_checkpoint(Path(start or Path.cwd()) / TINY_DIR)
 
 
