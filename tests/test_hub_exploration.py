@@ -29,7 +29,7 @@ IDIOMS = {  # student -> (cell, old, new): the same facts found another way; eac
 def graded(tmp_path_factory):
     import nbformat
 
-    from autograder.examples import _replace_in
+    from autograder.examples import replace_in
 
     course = make_course(tmp_path_factory.mktemp("course"), ("hub_exploration",))
     write_examples(course, "hub_exploration")
@@ -37,7 +37,7 @@ def graded(tmp_path_factory):
     for student, edit in IDIOMS.items():
         target = course.submitted / student / "hub_exploration" / "hub_exploration.ipynb"
         target.parent.mkdir(parents=True)
-        nbformat.write(_replace_in(reference, *edit), target)
+        nbformat.write(replace_in(reference, *edit), target)
     report = grade(course=course, assignment="hub_exploration", jobs=2)
     return course, {r.student: r for r in report.results}
 
