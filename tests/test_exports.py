@@ -237,6 +237,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow  # nbgrader or a Jupyter server for each case: seconds apiece
 def test_formgrader_api_of_a_real_jupyter_server(course):
     """A real Jupyter server with nbgrader's formgrader, on localhost: its API lists dlgrade's grades."""
     port, token = _free_port(), "dlgrade-test-token"

@@ -22,6 +22,7 @@ def _cells(path: Path) -> list[tuple[str, str, dict]]:
     return [(c.cell_type, c.source, c.get("metadata", {}).get("nbgrader", {})) for c in notebook.cells]
 
 
+@pytest.mark.slow  # nbgrader or a Jupyter server for each case: seconds apiece
 @pytest.mark.parametrize("assignment", COMMITTED.assignments())
 def test_committed_release_is_up_to_date(tmp_path, assignment):
     fresh = make_course(tmp_path / "course", (assignment,))

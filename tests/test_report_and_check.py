@@ -188,6 +188,7 @@ def test_released_notebooks_validate_for_jupyterlab_4(release):
     assert kernelspec.get("name") == "python3" and kernelspec.get("language") == "python"
 
 
+@pytest.mark.slow  # nbgrader or a Jupyter server for each case: seconds apiece
 def test_jupyterlab_is_version_4():
     done = subprocess.run([str(Path(sys.prefix) / "bin" / "jupyter"), "lab", "--version"], capture_output=True,
                           text=True, timeout=120)
