@@ -177,3 +177,22 @@ def test_a_built_wheel_carries_the_templates_and_renders_a_page(tmp_path):
     assert rendered.returncode == 0, rendered.stderr
     where, ok = rendered.stdout.split()
     assert where.startswith(str(site)) and ok == "True", rendered.stdout
+
+
+def test_the_fast_tier_refuses_tensorflow_and_sandboxes(tmp_path):
+    """Under make test-fast (DLGRADE_TEST_TIER=fast) a test that imports Keras or starts a sandbox fails, naming
+    the marker to add, so the tier stays pure without anyone remembering to check."""
+    import os
+    import subprocess
+
+    probe = REPO / "tests" / f"test_zz_tier_probe_{os.getpid()}.py"  # inside tests/, so conftest.py applies
+    probe.write_text("def test_imports_keras():\n    import keras  # noqa: F401\n\n\n"
+                     "def test_starts_a_sandbox(tmp_path):\n    from autograder import sandbox\n"
+                     "    sandbox.start(['true'], scratch=tmp_path, limits=sandbox.Limits(), mounts=())\n")
+    try:
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(probe)],
+                              capture_output=True, text=True, cwd=REPO, env={**os.environ, "DLGRADE_TEST_TIER": "fast"})
+    finally:
+        probe.unlink()
+    assert "2 failed" in done.stdout, done.stdout[-2000:]
+    assert "make test-fast imports no keras" in done.stdout and "make test-fast starts no sandbox" in done.stdout
