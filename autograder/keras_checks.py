@@ -344,22 +344,6 @@ def architecture_rows(model_or_layers, rules: list[LayerRule]) -> list[LayerDiff
     return rows
 
 
-LAYER_TABLE_HEADER = "   expected"  # how architecture_message's table begins
-_MARKS = {"same": "=", "settings": "~", "class": "~", "missing": "-", "extra": "+"}
-
-
-def architecture_message(rows: list[LayerDiffRow]) -> str:
-    """A plain-text diff of expected vs found layers: '=' same, '~' changed, '-' missing, '+' extra, and after each
-    row that differs, what differs."""
-    width = max([len("expected"), *(len(row.expected_text) for row in rows)])
-    found_width = max([len("found"), *(len(row.found_text) for row in rows)])
-    lines = [f"{LAYER_TABLE_HEADER:<{width + 3}}  found"]
-    for row in rows:
-        text = f"{_MARKS[row.change]}  {row.expected_text:<{width}}  {row.found_text:<{found_width}}"
-        lines.append(f"{text}  <-- {row.note}" if not row.ok else text.rstrip())
-    return "\n".join(lines)
-
-
 def partial_credit(value: float, *, floor: float, target: float) -> float:
     """0 at or below `floor`, 1 at or above `target`, linear in between."""
     if value >= target:
