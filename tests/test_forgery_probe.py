@@ -127,7 +127,7 @@ import os, socket, sys
 FACTS = {}
 for name, test in {
     "engine": lambda: __import__("autograder"),
-    "course_data": lambda: __import__("dates"),
+    "course_data": lambda: __import__("tiny_labels"),  # released beside the notebook: the kernel imports it
     "ipython": lambda: sys.modules["IPython"],
     "graders": lambda: open(GRADERS).read(),
     "secret": lambda: open(SECRET).read(),
@@ -155,7 +155,9 @@ def run(namespace, inputs, artifacts):
 def test_the_probe_sandbox_holds_no_engine_no_course_helper_no_secret_and_no_network(tmp_path):
     """Definitions look for what would let them forge: every one of these was within reach in the kernel."""
     course = tiny_probe_course(tmp_path)
+    (course.solutions / "tiny" / "tiny_labels.py").write_text("LABELS = [5]\n")  # a course helper, as dates.py
     generate_release(course, "tiny")
+    assert (course.releases / "tiny" / "tiny_labels.py").is_file()
     probe.probe_seed(course.settings_dir, "tiny", "snoop")  # the secret exists
     graders = course.graders("tiny")
     (graders / "probe.py").write_text(SNOOP_PROBE)
