@@ -21,6 +21,10 @@ EXAMPLES_FILE = "examples.py"  # example submissions of an assignment (EXAMPLES)
 CONFIG_FILE = "assignment.toml"
 SETTINGS_FILE = "dlgrade.toml"  # optional, at the course root: [resources.<name>], [late], [slurm]
 BACKENDS = ("tensorflow", "jax", "torch")
+# What a warm kernel and a grader process import ahead when the assignment names no `preload`: the backend's own
+# framework and Keras on it (keras imports the backend that KERAS_BACKEND names, and nothing else).
+BACKEND_PRELOAD = {"tensorflow": ("numpy", "tensorflow", "keras"), "jax": ("numpy", "jax", "keras"),
+                   "torch": ("numpy", "torch", "keras")}
 
 
 @dataclass(frozen=True)
@@ -53,12 +57,17 @@ class AssignmentConfig:
     resources: tuple[ResourceConfig, ...] = ()  # folders mounted read-only for the notebook and the graders
     cpu_threads: int = field(default=1, metadata={"min": 1})  # CPU threads of one submission's kernel; a batch
     #                                                            runs cores // cpu_threads at once
-    preload: tuple[str, ...] = ("numpy", "tensorflow", "keras")  # imported in warm kernels and grader processes
+    preload: tuple[str, ...] | None = None  # imported in warm kernels and grader processes; default: the backend's
     grader_memory_bytes: int = field(default=6 * 2**30, metadata={"min": 2**27})  # memory limit of the graders
 
     @property
     def notebook_name(self) -> str:
         return self.notebook or f"{self.name}.ipynb"
+
+    @property
+    def preload_modules(self) -> tuple[str, ...]:
+        """`preload`, or the modules of the assignment's backend (BACKEND_PRELOAD) when it names none."""
+        return BACKEND_PRELOAD[self.backend] if self.preload is None else self.preload
 
 
 def load_assignment(path: Path, name: str) -> AssignmentConfig:

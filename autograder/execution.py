@@ -98,17 +98,18 @@ def kernel_env(config: AssignmentConfig) -> dict[str, str]:
         "TF_NUM_INTRAOP_THREADS": str(config.cpu_threads),
         "TF_NUM_INTEROP_THREADS": str(config.cpu_threads),
         "OMP_NUM_THREADS": str(config.cpu_threads),
-        **backend_env(config),
+        **backend_env(config.backend, config.cpu_threads),
     }
 
 
-def backend_env(config: AssignmentConfig) -> dict[str, str]:
-    """Thread and determinism settings of the assignment's Keras backend beyond TensorFlow's variables above."""
-    if config.backend == "jax":  # XLA on the CPU: one Eigen pool of cpu_threads, deterministic reductions
-        return {"XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'true' if config.cpu_threads > 1 else 'false'} "
-                             f"intra_op_parallelism_threads={config.cpu_threads}",
+def backend_env(backend: str, cpu_threads: int) -> dict[str, str]:
+    """Thread and determinism settings of a Keras backend beyond TensorFlow's variables (kernel_env's), for the
+    kernel and the grader process alike."""
+    if backend == "jax":  # XLA on the CPU: one Eigen pool of cpu_threads, deterministic reductions
+        return {"XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'true' if cpu_threads > 1 else 'false'} "
+                             f"intra_op_parallelism_threads={cpu_threads}",
                 "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
-    if config.backend == "torch":
+    if backend == "torch":
         return {"CUBLAS_WORKSPACE_CONFIG": ":4096:8"}  # what torch's deterministic algorithms need on a GPU
     return {}
 
@@ -116,7 +117,7 @@ def backend_env(config: AssignmentConfig) -> dict[str, str]:
 class SandboxedKernel:
     """One submission's sandbox: a fresh scratch directory with the release's files, and a kernel runner in it.
 
-    The runner starts the kernel and imports `config.preload`, then waits for its notebook. `warm=True` starts
+    The runner starts the kernel and imports `config.preload_modules`, then waits for its notebook. `warm=True` starts
     all that at once, before the notebook is known (a warm pool keeps one ready per worker); otherwise it starts in
     `run`. Either way the notebook is handed over once the kernel is ready, the limits count from there, and the
     sandbox serves exactly one notebook: warm and cold runs are the same run.
@@ -132,7 +133,8 @@ class SandboxedKernel:
         shutil.copy2(Path(__file__).with_name("kernel_runner.py"), self.scratch / RUNNER_DIR / "kernel_runner.py")
         self._argv = [str(Path(sys.prefix) / "bin" / "python"), "-B", f"{RUNNER_DIR}/kernel_runner.py",
                       f"{RUNNER_DIR}/input.ipynb", f"{RUNNER_DIR}/executed.ipynb",
-                      "--cell-timeout", str(int(config.limits.wall_seconds)), "--preload", ",".join(config.preload)]
+                      "--cell-timeout", str(int(config.limits.wall_seconds)),
+                      "--preload", ",".join(config.preload_modules)]
         self._start = dict(scratch=self.scratch, limits=config.limits, env=env, slot=slot,
                            mounts=tuple(mounts) if isolated else (), isolated=isolated)
         self.running: sandbox.Running | None = None

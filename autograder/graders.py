@@ -34,7 +34,7 @@ from autograder import sandbox, untrusted_files
 from autograder.course import AssignmentConfig
 from autograder.results import CheckResult
 
-DEFAULT_PRELOAD = AssignmentConfig.preload
+DEFAULT_PRELOAD = AssignmentConfig(name='').preload_modules
 DEFAULT_MEMORY = AssignmentConfig.grader_memory_bytes
 DEFAULT_TMP_BYTES = sandbox.Limits.tmp_bytes
 START_SECONDS = 300.0  # importing TensorFlow on a loaded machine
@@ -58,12 +58,13 @@ class GraderProcess:
     same server unprotected, as the current user.
     """
 
-    def __init__(self, *, preload: Sequence[str] = DEFAULT_PRELOAD, memory_bytes: int = DEFAULT_MEMORY,
-                 graders_dir: Path | None = None, slot: int = 0, isolated: bool = True,
+    def __init__(self, *, preload: Sequence[str] = DEFAULT_PRELOAD, backend: str = "tensorflow",
+                 memory_bytes: int = DEFAULT_MEMORY, graders_dir: Path | None = None, slot: int = 0,
+                 isolated: bool = True,
                  read_only: Sequence[Path] = (), devices: Sequence[sandbox.Mount] = (),
                  artifact_bytes: int | None = None, tmp_bytes: int = DEFAULT_TMP_BYTES):
         self.memory_bytes = memory_bytes
-        self.preload = tuple(preload)
+        self.preload, self.backend = tuple(preload), backend
         self.slot, self.isolated = slot, isolated
         self.read_only, self.devices = tuple(read_only), tuple(devices)
         # room in /tmp for what an archive within the artifact limit expands to (keras_checks bounds that), so an
@@ -89,8 +90,11 @@ class GraderProcess:
         assignment = graders_dir.parent
         env = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0", "TF_DETERMINISTIC_OPS": "1",
                "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1",
-               "KERAS_BACKEND": "tensorflow", "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
+               "KERAS_BACKEND": self.backend, "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
                "PATH": f"{Path(sys.prefix) / 'bin'}:/usr/bin:/bin"}
+        from autograder.execution import backend_env  # the kernel's settings of the same backend, one thread
+
+        env.update(backend_env(self.backend, 1))
         argv = [str(Path(sys.prefix) / "bin" / "python"), "-m", "autograder.grader_server",
                 "--preload", ",".join(self.preload)]
         if self.isolated:
@@ -356,12 +360,14 @@ def validated_checks(text: str) -> list[CheckResult]:
 
 
 def run_graders(*, graders_dir: Path, artifacts_dir: Path, timeout: float, env: dict[str, str] | None = None,
-                preload: Sequence[str] = DEFAULT_PRELOAD, memory_bytes: int = DEFAULT_MEMORY, slot: int = 0,
+                preload: Sequence[str] = DEFAULT_PRELOAD, backend: str = "tensorflow",
+                memory_bytes: int = DEFAULT_MEMORY, slot: int = 0,
                 isolated: bool = True, read_only: Sequence[Path] = (), devices: Sequence[sandbox.Mount] = (),
                 artifact_bytes: int | None = None) -> tuple[list[CheckResult], str]:
     """One submission's checks in a grader sandbox of its own (a batch keeps one per worker instead)."""
-    process = GraderProcess(preload=preload, memory_bytes=memory_bytes, graders_dir=graders_dir, slot=slot,
-                            isolated=isolated, read_only=read_only, devices=devices, artifact_bytes=artifact_bytes)
+    process = GraderProcess(preload=preload, backend=backend, memory_bytes=memory_bytes, graders_dir=graders_dir,
+                            slot=slot, isolated=isolated, read_only=read_only, devices=devices,
+                            artifact_bytes=artifact_bytes)
     try:
         return process.run(graders_dir=graders_dir, artifacts_dir=artifacts_dir, timeout=timeout, env=env)
     finally:

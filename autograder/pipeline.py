@@ -112,7 +112,8 @@ def run_hidden_graders(plan: BatchPlan, *, output_dir: Path, slot: int, pool: Wa
     if pool:
         checks, graders_log = pool.grader(slot).run(**where)
     else:
-        checks, graders_log = run_graders(**where, preload=plan.config.preload,
+        checks, graders_log = run_graders(**where, preload=plan.config.preload_modules,
+                                          backend=plan.config.backend,
                                           memory_bytes=plan.config.grader_memory_bytes, slot=slot,
                                           isolated=plan.isolated, read_only=settings.grader_read_only,
                                           devices=settings.devices, artifact_bytes=plan.config.limits.max_file_bytes)

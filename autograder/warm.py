@@ -68,7 +68,8 @@ class WarmPool:
             if process is not None:
                 process.close()
             plan, settings = self.plan, sandbox_settings(self.plan)
-            process = GraderProcess(preload=plan.config.preload, memory_bytes=plan.config.grader_memory_bytes,
+            process = GraderProcess(preload=plan.config.preload_modules, backend=plan.config.backend,
+                                    memory_bytes=plan.config.grader_memory_bytes,
                                     graders_dir=plan.course.graders(plan.assignment), slot=slot,
                                     isolated=plan.isolated, read_only=settings.grader_read_only,
                                     devices=settings.devices, artifact_bytes=plan.config.limits.max_file_bytes)
