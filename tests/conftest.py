@@ -10,6 +10,8 @@ import socket
 import sys
 import threading
 import types
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -96,9 +98,89 @@ def submit(course: Course, student: str, assignment: str, content: bytes | None,
     return target
 
 
+Build = Callable[[Course], bytes | None]  # a submission's file from the course it goes to (None: an empty folder)
+
+
+@dataclass(frozen=True)
+class Submission:
+    build: Build
+    key: object  # the same student added twice must be the same submission: equal keys
+    time_limit: float | None  # graded apart, under this wall-time limit (seconds); None: the assignment's
+
+
+@dataclass(frozen=True)
+class SharedBatch:
+    course: Course
+    results: dict  # student -> SubmissionResult
+
+
+class SharedBatches:
+    """Graded batches built once per test run and shared by every test module that reads them.
+
+    A module adds its submissions when it is imported (at collection, before any test runs); the first test that
+    asks for an assignment's batch grades everything added for it in one sandboxed batch (submissions with a time
+    limit of their own in a second one), in a course of its own; later tests read the same results. A module run
+    alone adds, and so trains, only what it reads.
+    """
+
+    def __init__(self):
+        self._added: dict[str, dict[str, Submission]] = {}
+        self._graded: dict[str, SharedBatch] = {}
+
+    def add(self, assignment: str, student: str, build: Build, *, key: object = None,
+            time_limit: float | None = None) -> None:
+        submission = Submission(build, build if key is None else key, time_limit)
+        known = self._added.setdefault(assignment, {}).get(student)
+        if known is not None and known.key != submission.key:
+            raise ValueError(f"{assignment}: two different submissions for {student!r}")
+        self._added[assignment].setdefault(student, submission)
+
+    def add_examples(self, assignment: str, time_limits: dict[str, float] | None = None) -> None:
+        """Every example of solutions/<assignment>/examples.py (the demo's), keyed by its Example."""
+        from autograder.examples import load_examples
+
+        for example in load_examples(Course(REPO), assignment):
+            self.add(assignment, example.student, functools.partial(_example_file, assignment, example),
+                     key=example, time_limit=(time_limits or {}).get(example.student))
+
+    def add_honest(self, assignment: str) -> None:
+        """The reference and the blank release (the first two examples of every exercise)."""
+        from autograder.examples import HONEST
+
+        for example in HONEST:
+            self.add(assignment, example.student, functools.partial(_example_file, assignment, example), key=example)
+
+    def graded(self, assignment: str, root: Path) -> SharedBatch:
+        if assignment not in self._graded:
+            from autograder.pipeline import grade
+
+            course = make_course(root, (assignment,))
+            added = self._added.get(assignment, {})
+            for student, submission in added.items():
+                submit(course, student, assignment, submission.build(course))
+            results = {}
+            for limit in dict.fromkeys(s.time_limit for s in added.values()):
+                students = tuple(student for student, s in added.items() if s.time_limit == limit)
+                batch = grade(course=course, assignment=assignment, students=students, jobs=2, time_limit=limit)
+                results.update({result.student: result for result in batch.results})
+            self._graded[assignment] = SharedBatch(course, results)
+        return self._graded[assignment]
+
+
+def _example_file(assignment: str, example, course: Course) -> bytes:
+    name = course.config(assignment).notebook_name
+    built = example.build(nbformat.read(course.solutions / assignment / name, as_version=4),
+                          nbformat.read(course.releases / assignment / name, as_version=4))
+    return built if isinstance(built, bytes) else nbformat.writes(built).encode()
+
+
+BATCHES = SharedBatches()  # test modules add to it at import; the `shared_batch` fixture grades
+
+
 @pytest.fixture(scope="session")
-def seq2seq_course(tmp_path_factory) -> Course:
-    return make_course(tmp_path_factory.mktemp("course"))
+def shared_batch(tmp_path_factory) -> Callable[[str], SharedBatch]:
+    """`shared_batch(assignment)`: the session's graded batch of every submission the modules added for it."""
+    return lambda assignment: BATCHES.graded(assignment, tmp_path_factory.mktemp(f"shared-{assignment}"))
 
 
 def _cell(source: str, grade_id: str, **nbgrader) -> dict:
@@ -124,6 +206,11 @@ def test_add(artifacts_dir):
 '''
 
 
+# `tiny` needs no Keras: its warm kernels and grader processes preload numpy only (the default, TensorFlow and
+# Keras, costs each sandbox start seconds of CPU; the real exercises' batches prove that preload).
+TINY_PRELOAD = 'preload = ["numpy"]'
+
+
 def tiny_course(root, grader: str = GRADER) -> Course:
     """A course with one assignment `tiny`: write add(a, b); a locked cell saves add(2, 3) as the artifact."""
     shutil.copy2(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
@@ -135,7 +222,8 @@ def tiny_course(root, grader: str = GRADER) -> Course:
         _cell("assert add(1, 1) == 2", "check_add", grade=True, locked=True, points=2),
     ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     nbformat.write(notebook, folder / "tiny.ipynb")
-    (folder / "assignment.toml").write_text('artifacts = ["answer.json"]\n[limits]\nwall_seconds = 60\n')
+    (folder / "assignment.toml").write_text(
+        f'artifacts = ["answer.json"]\n{TINY_PRELOAD}\n[limits]\nwall_seconds = 60\n')
     (folder / "graders" / "test_tiny.py").write_text(grader)
     return Course(root)
 
@@ -198,7 +286,7 @@ def tiny_probe_course(root, *, settings: str = "", limits: str = "wall_seconds =
     (graders / "probe.py").write_text(PROBE)
     (graders / "probe_inputs.py").write_text(PROBE_INPUTS)
     (course.solutions / "tiny" / "assignment.toml").write_text(
-        f'artifacts = ["answer.json"]\n{settings}\n{PROBE_CONFIG}\n[limits]\n{limits}')
+        f'artifacts = ["answer.json"]\n{TINY_PRELOAD}\n{settings}\n{PROBE_CONFIG}\n[limits]\n{limits}')
     return course
 
 

@@ -23,7 +23,7 @@ import nbformat
 import pytest
 
 from autograder.pytest_plugin import Credit
-from tests.conftest import REPO, exercise_module, make_course, submit
+from tests.conftest import BATCHES, REPO, exercise_module
 
 pytestmark = pytest.mark.sandbox  # every test here runs sandboxes, kernels or Keras
 
@@ -106,19 +106,16 @@ def run_cells(notebook: nbformat.NotebookNode, grade_ids: list[str], namespace: 
     return namespace
 
 
-def grade_table(tmp_path_factory, assignment: str, variants: dict[str, list[Edit]]) -> dict:
-    """Grade the reference, the blank release and every variant in one sandboxed batch: {student: result}."""
-    from autograder.pipeline import grade
-
-    course = make_course(tmp_path_factory.mktemp("course"), (assignment,))
-    name = course.config(assignment).notebook_name
-    source = nbformat.read(course.solutions / assignment / name, as_version=4)
-    submit(course, "reference", assignment, nbformat.writes(source).encode())
-    submit(course, "blank", assignment, (course.releases / assignment / name).read_bytes())
+def share_table(assignment: str, variants: dict[str, list[Edit]]) -> None:
+    """Add the reference, the blank release and every variant to the session's batch of `assignment`."""
+    BATCHES.add_honest(assignment)
     for student, edits in variants.items():
-        submit(course, student, assignment, nbformat.writes(edited(source, edits)).encode())
-    batch = grade(course=course, assignment=assignment, jobs=2)
-    return {result.student: result for result in batch.results}
+        BATCHES.add(assignment, student, functools.partial(_variant_file, assignment, edits))
+
+
+def _variant_file(assignment: str, edits: list[Edit], course) -> bytes:
+    source = nbformat.read(course.solutions / assignment / course.config(assignment).notebook_name, as_version=4)
+    return nbformat.writes(edited(source, edits)).encode()
 
 
 def lost_checks(result) -> dict[str, float]:
@@ -281,10 +278,12 @@ def test_seq2seq_mistake_breaks_exactly_its_structure_check(student, tmp_path):
         assert sum(not row["ok"] for row in rows) == 1, rows
 
 
+share_table("seq2seq", {**S2S_IDIOMS, **{student: edits for student, (edits, _) in S2S_MISTAKES.items()}})
+
+
 @pytest.fixture(scope="module")
-def seq2seq_graded(tmp_path_factory):
-    return grade_table(tmp_path_factory, "seq2seq",
-                       {**S2S_IDIOMS, **{student: edits for student, (edits, _) in S2S_MISTAKES.items()}})
+def seq2seq_graded(shared_batch):
+    return shared_batch("seq2seq").results
 
 
 @pytest.mark.slow
@@ -416,10 +415,12 @@ def test_transfer_mistake_breaks_exactly_its_structure_checks(student, tmp_path)
     assert {name for name, message in outcome.items() if message} == breaks - {TL_ACCURACY}, outcome
 
 
+share_table("transfer_learning", {**TL_IDIOMS, **{student: edits for student, (edits, _) in TL_MISTAKES.items()}})
+
+
 @pytest.fixture(scope="module")
-def transfer_graded(tmp_path_factory):
-    return grade_table(tmp_path_factory, "transfer_learning",
-                       {**TL_IDIOMS, **{student: edits for student, (edits, _) in TL_MISTAKES.items()}})
+def transfer_graded(shared_batch):
+    return shared_batch("transfer_learning").results
 
 
 @pytest.mark.slow

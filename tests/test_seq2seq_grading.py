@@ -19,9 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from autograder.cli import main
-from autograder.examples import write_examples
-from autograder.pipeline import grade
-from tests.conftest import submit
+from tests.conftest import BATCHES
 
 pytestmark = pytest.mark.slow
 
@@ -53,20 +51,19 @@ def _snooping(course) -> bytes:
     return nbformat.writes(notebook).encode()
 
 
+BATCHES.add_examples("seq2seq", time_limits={"endless_loop": 20})
+BATCHES.add("seq2seq", "nbformat3",
+            lambda course: json.dumps({"nbformat": 3, "nbformat_minor": 0, "metadata": {}, "worksheets": []}).encode())
+BATCHES.add("seq2seq", "missing", lambda course: None)
+BATCHES.add("seq2seq", "tampered", _tampered)
+BATCHES.add("seq2seq", "snoop", _snooping)
+
+
 @pytest.fixture(scope="module")
-def graded(seq2seq_course):
-    course = seq2seq_course
-    write_examples(course, "seq2seq")
-    submit(course, "nbformat3", "seq2seq",
-           json.dumps({"nbformat": 3, "nbformat_minor": 0, "metadata": {}, "worksheets": []}).encode())
-    submit(course, "missing", "seq2seq", None)
-    submit(course, "tampered", "seq2seq", _tampered(course))
-    submit(course, "snoop", "seq2seq", _snooping(course))
-    students = ("reference", "blank", "extra_layer", "crash", "not_json", "nbformat3", "missing", "tampered", "snoop")
-    batch = grade(course=course, assignment="seq2seq", students=students, jobs=2, time_limit=300)
-    timeout = grade(course=course, assignment="seq2seq", students=("endless_loop",), time_limit=20)
-    results = {r.student: r for r in batch.results + timeout.results}
-    return course, results
+def graded(shared_batch):
+    """The session's seq2seq batch: these submissions with test_idioms.py's, graded once."""
+    batch = shared_batch("seq2seq")
+    return batch.course, batch.results
 
 
 def test_reference_earns_full_marks(graded):
