@@ -48,6 +48,17 @@ MAX_TEXT = 100_000  # characters of one check's name or message
 SKIPPED = ("__pycache__", ".pytest_cache", "*.ipynb", ".*")  # never copied for the graders: no solution notebook
 
 
+def server_env(backend: str) -> dict[str, str]:
+    """The grader server's environment: quiet, deterministic, one thread, Keras on the assignment's backend (the
+    one that trained the artifacts, so they load and run as the notebook saw them)."""
+    from autograder.execution import backend_env  # the kernel's settings of the same backend
+
+    return {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0", "TF_DETERMINISTIC_OPS": "1",
+            "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1",
+            "KERAS_BACKEND": backend, "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
+            "PATH": f"{Path(sys.prefix) / 'bin'}:/usr/bin:/bin", **backend_env(backend, 1)}
+
+
 class GraderProcess:
     """A sandboxed grader server: started once, `run` for each submission, `close` at the end of the batch.
 
@@ -88,13 +99,7 @@ class GraderProcess:
         self._number = 0
         self._graders_dir = graders_dir
         assignment = graders_dir.parent
-        env = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0", "TF_DETERMINISTIC_OPS": "1",
-               "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1",
-               "KERAS_BACKEND": self.backend, "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
-               "PATH": f"{Path(sys.prefix) / 'bin'}:/usr/bin:/bin"}
-        from autograder.execution import backend_env  # the kernel's settings of the same backend, one thread
-
-        env.update(backend_env(self.backend, 1))
+        env = server_env(self.backend)
         argv = [str(Path(sys.prefix) / "bin" / "python"), "-m", "autograder.grader_server",
                 "--preload", ",".join(self.preload)]
         if self.isolated:

@@ -169,7 +169,9 @@ def test_assignment_toml_is_checked_where_it_is_read(tmp_path, text, says):
 def test_a_valid_assignment_toml_becomes_typed_values(tmp_path):
     from autograder.course import load_assignment
     from autograder.execution import kernel_env
+    from autograder.graders import server_env
 
+    (tmp_path / "other.toml").write_text('artifacts = ["m.keras"]\n')
     path = tmp_path / "assignment.toml"
     path.write_text('position = 3\nartifacts = ["m.keras"]\nbackend = "jax"\ncpu_threads = 2\n'
                     '[limits]\nwall_seconds = 90\n[[resources]]\nname = "data"\nenv = "DATA_DIR"\n')
@@ -178,6 +180,10 @@ def test_a_valid_assignment_toml_becomes_typed_values(tmp_path):
     assert config.resources[0].name == "data" and config.resources[0].build == ""
     env = kernel_env(config)
     assert env["KERAS_BACKEND"] == "jax" and "intra_op_parallelism_threads=2" in env["XLA_FLAGS"]
+    assert config.preload_modules == ("numpy", "jax", "keras")  # the warm pool preloads the backend's framework
+    graders = server_env(config.backend)  # and the graders load the artifacts on the backend that wrote them
+    assert graders["KERAS_BACKEND"] == "jax" and "intra_op_parallelism_threads=1" in graders["XLA_FLAGS"]
+    assert load_assignment(path.with_name("other.toml"), "lab2").preload_modules == ("numpy", "tensorflow", "keras")
 
 
 def test_a_plan_travels_as_json_unchanged(tmp_path):
