@@ -23,6 +23,16 @@ course_dir_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table.")
 
 
+def library_default(module: str, function: str, parameter: str):
+    """The default of `parameter` of autograder.<module>.<function>: an option's default is the library's, read
+    when the command runs (the library is imported then anyway; `dlgrade --help` stays quick)."""
+    import importlib
+    import inspect
+
+    found = getattr(importlib.import_module(f"autograder.{module}"), function)
+    return inspect.signature(found).parameters[parameter].default
+
+
 def _course(course_dir: Path | None):
     from autograder.course import find_course, open_course
 
@@ -98,7 +108,7 @@ def validate(assignments: tuple[str, ...], course_dir: Path | None, no_sandbox: 
 @main.command()
 @click.argument("assignment")
 @click.option("--student", "students", multiple=True, help="Grade only this student (repeatable).")
-@click.option("--jobs", "-j", type=click.IntRange(0, 64), default=0,
+@click.option("--jobs", "-j", type=click.IntRange(0, 64), default=lambda: library_default("pipeline", "grade", "jobs"),
               help="Submissions graded at once. Default (0): one per CPU core, as far as memory allows.")
 @click.option("--force", is_flag=True, help="Grade again submissions that already have results.")
 @click.option("--time-limit", type=click.FloatRange(1), default=None,

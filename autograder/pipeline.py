@@ -266,16 +266,16 @@ class Recorder:
                                 + "; ".join(self.unrecorded))
 
 
-def grade(*, course: Course, assignment: str, students: tuple[str, ...] = (), jobs: int = 1, force: bool = False,
+def grade(*, course: Course, assignment: str, students: tuple[str, ...] = (), jobs: int = 0, force: bool = False,
           isolated: bool = True, time_limit: float | None = None, executor: Executor | None = None,
           on_result: Callable[[SubmissionResult], None] | None = None,
           on_start: Callable[[list[str]], None] | None = None, plan: BatchPlan | None = None) -> BatchReport:
     """Grade the submissions of `assignment` (all, or `students`); skip graded ones unless `force`.
 
-    `executor` decides where (default: `LocalExecutor(jobs)`, `jobs` submissions at once on this machine; 0 means
-    as many as it holds, see `default_jobs`). `time_limit` overrides the assignment's wall-time limit (seconds).
-    `on_start` gets the students about to be graded, `on_result` each result once it is recorded. `plan` is the
-    batch's plan when the caller made it already (else `plan_batch` makes it here).
+    `executor` decides where (default: `LocalExecutor(jobs)`, `jobs` submissions at once on this machine; 0, the
+    default, means as many as it holds, see `default_jobs`). `time_limit` overrides the assignment's wall-time
+    limit (seconds). `on_start` gets the students about to be graded, `on_result` each result once it is recorded.
+    `plan` is the batch's plan when the caller made it already (else `plan_batch` makes it here).
     """
     start = time.monotonic()
     plan = plan or plan_batch(course, assignment, isolated=isolated, time_limit=time_limit)

@@ -199,3 +199,14 @@ def test_a_plan_travels_as_json_unchanged(tmp_path):
     again = BatchPlan.from_json(plan.to_json(), origin=tmp_path / "plan.json")
     assert (again.config, again.points, again.resources, again.max_score) == (
         plan.config, plan.points, plan.resources, 2.0)
+
+
+def test_the_command_lines_defaults_are_the_librarys():
+    """`dlgrade grade --jobs` has no default of its own: it reads grade()'s, so the two cannot drift apart."""
+    import inspect
+
+    from autograder.cli import grade as grade_command
+    from autograder.pipeline import grade
+
+    jobs = next(option for option in grade_command.params if option.name == "jobs")
+    assert callable(jobs.default) and jobs.default() == inspect.signature(grade).parameters["jobs"].default == 0
