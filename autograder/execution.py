@@ -149,7 +149,7 @@ class SandboxedKernel:
         """Hand `notebook` over once the kernel is ready, wait for the end under the limits, copy artifacts out."""
         try:
             self.running = self.running or sandbox.start(self._argv, **self._start)
-            self._wait_until_ready()
+            self.wait_until_ready()
             self._hand_over(notebook)
             run = self.running.watch()
             executed = _read_untrusted_notebook(self.scratch / RUNNER_DIR / "executed.ipynb")
@@ -164,7 +164,7 @@ class SandboxedKernel:
         return Execution(run=run, executed=executed, artifacts={**found, **extras}, missing_artifacts=missing,
                          refused_artifacts=refused)
 
-    def _wait_until_ready(self) -> None:
+    def wait_until_ready(self) -> None:
         """Until the runner says its kernel is up with `preload` imported; no student code has run yet, so a
         kernel that does not start is our failure, not the submission's."""
         deadline = time.monotonic() + KERNEL_START_SECONDS

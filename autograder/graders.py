@@ -151,7 +151,7 @@ class GraderProcess:
         """Whether the server still runs (a pool replaces one that died)."""
         return self._running is None or self._running.alive()
 
-    def _wait_until_ready(self) -> None:
+    def wait_until_ready(self) -> None:
         """Until the server has imported its preload; no submission is involved yet, so failing here is ours."""
         deadline = time.monotonic() + START_SECONDS
         while not sandbox_ready(self._running):
@@ -171,7 +171,7 @@ class GraderProcess:
         if self._graders_dir != graders_dir:  # another assignment's graders: they are mounted at the start
             self.close()
             self._start(graders_dir)
-        self._wait_until_ready()
+        self.wait_until_ready()
         self._number += 1
         number, nonce = self._number, secrets.token_hex(16)
         handed = self._inbox / f"artifacts-{number}"

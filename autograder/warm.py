@@ -43,6 +43,15 @@ class WarmPool:
             return None
         return kernel
 
+    def wait_until_ready(self, slot: int) -> None:
+        """Until the slot's grader process and its warm sandbox, if one was started, are up: what a batch's later
+        submissions find (benchmarks/bench_grade.py times a grade from there)."""
+        self.grader(slot).wait_until_ready()
+        with self._lock:
+            kernel = self._kernels.get(slot)
+        if kernel is not None:
+            kernel.wait_until_ready()
+
     def prestart(self, slot: int) -> None:
         """Start the slot's next sandbox now, if submissions remain that no warm sandbox waits for."""
         with self._lock:
