@@ -8,6 +8,7 @@ is broken: nothing in it may raise an error of ours. What it quotes from the sub
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import os
@@ -32,18 +33,24 @@ MAX_CELLS = 2_000
 MAX_CELL_SOURCE_CHARS = 2**20
 
 
-def _tools_on_path() -> None:
-    """nbgrader runs `alembic` by name when it creates a gradebook: make the environment's tools findable."""
+def prepare_gradebook_tools() -> None:
+    """nbgrader runs the `alembic` command by name each time it creates a gradebook, to learn the schema's head
+    revision (a new Python process: 1 to 4 s here). Make the environment's tools findable, and ask once per
+    process: the head is a property of the installed nbgrader, the same for every gradebook."""
     tools = str(Path(sys.prefix) / "bin")
     if tools not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = tools + os.pathsep + os.environ.get("PATH", "")
+    import nbgrader.api
+
+    if not hasattr(nbgrader.api.get_alembic_version, "cache_info"):  # Gradebook() calls the module's global
+        nbgrader.api.get_alembic_version = functools.cache(nbgrader.api.get_alembic_version)
 
 
 def nbgrader_config(course: Course):
     """The course's nbgrader_config.py, with paths made absolute so nothing depends on the working directory."""
     from traitlets.config.loader import PyFileConfigLoader
 
-    _tools_on_path()
+    prepare_gradebook_tools()
 
     config = PyFileConfigLoader("nbgrader_config.py", path=str(course.root)).load_config()
     config.CourseDirectory.root = str(course.root)
@@ -67,7 +74,7 @@ def ensure_in_gradebook(course: Course, assignment: str) -> None:
     """Grading needs the source cells in the gradebook (to restore locked cells); generate them if absent."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    _tools_on_path()
+    prepare_gradebook_tools()
     with Gradebook(course.db_url) as gradebook:
         try:
             gradebook.find_assignment(assignment)

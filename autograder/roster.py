@@ -162,10 +162,10 @@ def import_roster(*, course: Course, path: Path, lms: str) -> RosterReport:
     what the gradebook knows."""
     from nbgrader.api import Gradebook
 
-    from autograder.notebooks import _tools_on_path
+    from autograder.notebooks import prepare_gradebook_tools
 
     people, skipped = parse_roster(read_table(path), lms=lms)
-    _tools_on_path()  # a new gradebook is made by nbgrader running `alembic` by name
+    prepare_gradebook_tools()  # a new gradebook is made by nbgrader running `alembic` by name
     seen: dict[str, int] = {}
     done = list(skipped)
     with Gradebook(course.db_url) as gradebook, warnings.catch_warnings():

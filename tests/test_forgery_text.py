@@ -102,7 +102,7 @@ def test_grade_command_shows_progress_and_results_as_plain_text(tmp_path, monkey
     course = tiny_course(tmp_path)
     result = hostile_result(f"eve{OSC_TITLE}")
 
-    def grade(*, on_start, on_result, **_):
+    def grade(*, on_start, on_result, jobs=0, **_):  # the CLI reads the default of jobs off the library
         on_start([result.student])
         on_result(result)
         return BatchReport(assignment="tiny", results=(result,))
