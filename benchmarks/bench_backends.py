@@ -5,7 +5,8 @@
 Each run is a whole grading in the sandbox, as `dlgrade grade` runs it: one submission at a time (no other
 grading beside it), the reference notebook with its `keras.utils.set_random_seed(0)` changed to the seed, on a
 fresh copy of the course whose assignment.toml says `backend = "<B>"`. Printed per assignment and backend: the
-seconds of the notebook run (mean and worst over the seeds), of the whole grading, the hidden score of each seed,
+seconds of the notebook run (mean and worst over the seeds; each seed's backends run back to back, so that
+they share the machine's load), of the whole grading, the hidden score of each seed,
 and the kernel sandbox's peak memory. The figures choose each assignment's `backend` (README, "Keras backends").
 """
 
@@ -108,9 +109,9 @@ def main() -> None:
     seeds = [int(seed) for seed in args.seeds.split(",")]
     print(f"backends: {', '.join(backends)}; seeds: {seeds}; assignments: {', '.join(assignments)}", flush=True)
     runs = []
-    for assignment in assignments:
-        for backend in backends:
-            for seed in seeds:
+    for assignment in assignments:  # the backends of one seed back to back: both see the same machine load
+        for seed in seeds:
+            for backend in backends:
                 start = time.perf_counter()
                 run = grade_reference(assignment, backend, seed)
                 runs.append(run)
@@ -118,7 +119,8 @@ def main() -> None:
                       f"{run.execution_seconds:.1f} s, grading {run.grading_seconds:.1f} s, peak {run.peak_mib} MiB "
                       f"({time.perf_counter() - start:.0f} s in all)", flush=True)
     print()
-    print(table(runs))
+    print(table(sorted(runs, key=lambda run: (assignments.index(run.assignment), backends.index(run.backend),
+                                              run.seed))))
 
 
 if __name__ == "__main__":

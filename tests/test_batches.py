@@ -65,6 +65,7 @@ model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="
 model.compile("adam", "sparse_categorical_crossentropy")
 model.fit(x, y, epochs=2, batch_size=32, verbose=0)
 model.save("model.keras")
+print("trained on", keras.backend.backend())
 """
 
 ACCURACY_GRADER = '''
@@ -87,18 +88,20 @@ def test_accuracy(artifacts_dir, credit):
 '''
 
 
-def test_the_same_submission_graded_three_times_gets_identical_results(tmp_path):
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])  # the backends the course's assignments use
+def test_the_same_submission_graded_three_times_gets_identical_results(tmp_path, backend):
     course = tiny_course(tmp_path, ACCURACY_GRADER)
     source = course.solutions / "tiny" / "tiny.ipynb"
     notebook = nbformat.read(source, as_version=4)
     notebook.cells.insert(2, _cell(TRAINING, "train", locked=True))
     nbformat.write(notebook, source)
-    (course.solutions / "tiny" / "assignment.toml").write_text('artifacts = ["model.keras"]\n')
+    (course.solutions / "tiny" / "assignment.toml").write_text(f'artifacts = ["model.keras"]\nbackend = "{backend}"\n')
     generate_release(course, "tiny")
     submit(course, "ann", "tiny", source.read_bytes())
     runs = [grade(course=course, assignment="tiny", force=True).results[0] for _ in range(3)]  # cold, alone
     outcomes = {(r.score, r.tests) for r in runs}
     assert len(outcomes) == 1, outcomes
+    assert f"trained on {backend}" in (course.autograded / "ann" / "tiny" / "tiny.ipynb").read_text()
     assert 0 < runs[0].score < 2, runs[0].tests
 
     for copy in ("bob", "cat", "dan"):  # in one batch: after the first, warm sandboxes and one grader process
