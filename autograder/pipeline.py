@@ -86,20 +86,27 @@ def execute_in_sandbox(plan: BatchPlan, notebook: nbformat.NotebookNode, *, outp
 
 
 def probe_definitions(plan: BatchPlan, student: str, notebook: nbformat.NotebookNode, execution: Execution, *,
-                      output_dir: Path, slot: int, log: list[str]) -> None:
-    """Where the assignment declares a probe: the graded definitions called in a fresh sandbox, on inputs drawn
-    here for this submission; the validated arrays and the seed go to the artifacts for the graders."""
+                      output_dir: Path, slot: int, pool: WarmPool | None, log: list[str]) -> None:
+    """Where the assignment declares a probe: the graded definitions called in a fresh sandbox (the pool's warm
+    one, else a cold one), on inputs drawn here for this submission; the validated arrays and the seed go to the
+    artifacts for the graders."""
     if plan.config.probe is None:
         return
     settings = sandbox_settings(plan)
     seed = probe_seed(plan.course.settings_dir, plan.assignment, student)
+    warm = pool.probe(slot) if pool else None
     outcome = run_probe(config=plan.config, graders_dir=plan.course.graders(plan.assignment), notebook=notebook,
                         artifacts=execution.artifacts, seed=seed, slot=slot, isolated=plan.isolated,
-                        mounts=settings.kernel_mounts, env=settings.kernel_env)
+                        mounts=settings.kernel_mounts, env=settings.kernel_env, sandboxed=warm)
+    if pool:  # warm the slot's next probe while these graders and the next notebook run
+        try:
+            pool.prestart_probe(slot)
+        except Exception:  # the next probe then starts cold; this submission is not concerned
+            log.append("--- could not warm the next probe sandbox\n" + traceback.format_exc())
     write_for_graders(outcome, output_dir / "artifacts")
     run = outcome.run
-    log.append(f"probe sandbox: exit {run.returncode}, {run.wall_seconds:.1f} s, peak "
-               f"{run.peak_memory_bytes / 2**20:.0f} MiB; {'; '.join(outcome.problems) or 'arrays validated'}"
+    log.append(f"probe sandbox ({'warm' if warm else 'cold'} start): exit {run.returncode}, {run.wall_seconds:.1f} s, "
+               f"peak {run.peak_memory_bytes / 2**20:.0f} MiB; {'; '.join(outcome.problems) or 'arrays validated'}"
                f"\n--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}")
 
 
@@ -177,7 +184,8 @@ def grade_submission(plan: BatchPlan, student: str, *, slot: int = 0, pool: Warm
         restored = restore_locked_cells(plan, student, notebook)
         notes = restored.notes
         execution = execute_in_sandbox(plan, restored.notebook, output_dir=output_dir, slot=slot, pool=pool, log=log)
-        probe_definitions(plan, student, restored.notebook, execution, output_dir=output_dir, slot=slot, log=log)
+        probe_definitions(plan, student, restored.notebook, execution, output_dir=output_dir, slot=slot, pool=pool,
+                          log=log)
         checks = run_hidden_graders(plan, output_dir=output_dir, slot=slot, pool=pool, log=log)
         result = summarize(plan, student, restored, execution, checks)
     except SubmissionRejected as exc:

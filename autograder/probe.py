@@ -26,6 +26,7 @@ import shutil
 import stat
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -118,22 +119,93 @@ def definitions(notebook: nbformat.NotebookNode, cells: Sequence[str]) -> list[d
     return found
 
 
+READY = "dlgrade-probe: ready"  # what a started probe runner prints once its preload is imported
+
+
+class ProbeSandbox:
+    """One probe run's fresh sandbox: a plain interpreter that executes the graded definitions and the probe.
+
+    `warm=True` starts the interpreter at once, before the submission is known: it imports `config`'s preload
+    (numpy and the backend; no student code, no request yet) and waits for its request, so a batch's next probe
+    starts while the current submission's graders run. Cold, it starts when `run` has laid the request out. Either
+    way the limits count from the hand-over, and the sandbox serves exactly one submission.
+    """
+
+    def __init__(self, *, config: AssignmentConfig, mounts: Sequence[sandbox.Mount], env: dict[str, str],
+                 slot: int = 0, isolated: bool = True, warm: bool = False):
+        self._tmp = tempfile.TemporaryDirectory(prefix="dlgrade-probe-")
+        base = Path(self._tmp.name)
+        base.chmod(0o755)  # the sandbox user reaches both folders, and may write only in scratch
+        self.scratch, self.shared = base / "scratch", base / "artifacts"
+        self.scratch.mkdir()
+        self.shared.mkdir(mode=0o755)
+        (self.scratch / ".dlgrade").mkdir()
+        shutil.copy2(Path(__file__).with_name("probe_runner.py"), self.scratch / ".dlgrade" / "probe_runner.py")
+        self.isolated = isolated
+        argv = [str(Path(sys.prefix) / "bin" / "python"), "-I", "-B", ".dlgrade/probe_runner.py",
+                ".dlgrade/request.json", "--preload", ",".join(config.preload_modules) if warm else ""]
+        limits = sandbox.Limits(wall_seconds=config.probe.wall_seconds, memory_bytes=config.limits.memory_bytes,
+                                max_tasks=config.limits.max_tasks, max_file_bytes=MAX_OUTPUT_BYTES,
+                                tmp_bytes=config.limits.tmp_bytes, disk_bytes=MAX_OUTPUT_BYTES * 2)
+        all_mounts = [*mounts, sandbox.Mount(self.shared, Path(ARTIFACTS_MOUNT))] if isolated else []
+        self._start = dict(scratch=self.scratch, limits=limits, mounts=all_mounts, env=env, slot=slot,
+                           isolated=isolated)
+        self.running: sandbox.Running | None = None
+        if warm:
+            self.running = sandbox.start(argv, **self._start)
+        self._argv = argv
+
+    def usable(self) -> bool:
+        """Whether a warm sandbox still runs, waiting for its request (a pool starts a cold one otherwise)."""
+        return self.running is None or self.running.alive()
+
+    def wait_until_ready(self, timeout: float = 300.0) -> None:
+        """Until a warm runner has imported its preload (benchmarks; a run never needs to wait for it)."""
+        deadline = time.monotonic() + timeout
+        while self.running is not None and READY not in self.running.err.text() and self.running.alive():
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+
+    def run(self, *, probe: ProbeConfig, graders_dir: Path, notebook: nbformat.NotebookNode,
+            artifacts: dict[str, Path], seed: int) -> ProbeRun:
+        """The probe on `notebook`'s restored definitions and this seed's inputs; the arrays validated here."""
+        try:
+            inputs = draw_inputs(graders_dir, probe, seed)
+            _read_only_copy(artifacts, probe.artifacts, self.shared)
+            _lay_out(self.scratch, script=graders_dir / probe.script, cells=definitions(notebook, probe.cells),
+                     inputs=inputs, artifacts_inside=ARTIFACTS_MOUNT if self.isolated else str(self.shared))
+            self.running = self.running or sandbox.start(self._argv, **self._start)
+            run = self.running.watch()
+            arrays, problems = validate_outputs(self.scratch / "outputs.npz")
+        finally:
+            self.close()
+        if run.stopped:
+            problems.insert(0, f"the probe was {run.reason}")
+        return ProbeRun(seed=seed, arrays=arrays or None, problems=tuple(problems), run=run)
+
+    def close(self) -> None:
+        """Stop the sandbox if it still runs and remove its folders."""
+        if self.running is not None and self.running.alive():
+            self.running.kill()
+        self._tmp.cleanup()
+
+
 def _lay_out(scratch: Path, *, script: Path, cells: list[dict[str, str]], inputs: dict, artifacts_inside: str) -> None:
+    """The request beside the runner; request.json last, renamed into place (a warm runner waits for that name)."""
     import numpy as np
 
     runner = scratch / ".dlgrade"
-    runner.mkdir()
-    shutil.copy2(Path(__file__).with_name("probe_runner.py"), runner / "probe_runner.py")
     shutil.copy2(script, runner / "probe.py")
     np.savez(runner / "inputs.npz", **inputs)
     request = {"script": ".dlgrade/probe.py", "cells": cells, "inputs": ".dlgrade/inputs.npz",
                "artifacts": artifacts_inside, "outputs": "outputs.npz"}
-    (runner / "request.json").write_text(json.dumps(request))
+    (runner / ".request.json").write_text(json.dumps(request))
+    os.rename(runner / ".request.json", runner / "request.json")
 
 
 def _read_only_copy(artifacts: dict[str, Path], names: Sequence[str], folder: Path) -> None:
     """The artifacts the probe reads, copied where the sandbox user may read but not change them."""
-    folder.mkdir(mode=0o755)
     for name in names:
         if name in artifacts:
             shutil.copyfile(artifacts[name], folder / name)
@@ -198,33 +270,16 @@ def _array_problem(name: str, array) -> str | None:
 
 def run_probe(*, config: AssignmentConfig, graders_dir: Path, notebook: nbformat.NotebookNode,
               artifacts: dict[str, Path], seed: int, mounts: Sequence[sandbox.Mount], env: dict[str, str],
-              slot: int = 0, isolated: bool = True) -> ProbeRun:
+              slot: int = 0, isolated: bool = True, sandboxed: ProbeSandbox | None = None) -> ProbeRun:
     """Run the assignment's probe in a fresh sandbox on the restored definitions and this seed's inputs.
 
     `mounts` are the interpreter's (without the dlgrade package) and the assignment's resources; `env` the kernel's
-    environment (threads, backend). Nothing computed in there is believed: the arrays are validated here.
+    environment (threads, backend); `sandboxed` a warm probe sandbox started with the same settings (else a cold
+    one starts here). Nothing computed in there is believed: the arrays are validated here.
     """
-    probe = config.probe
-    inputs = draw_inputs(graders_dir, probe, seed)
-    with tempfile.TemporaryDirectory(prefix="dlgrade-probe-") as tmp:
-        scratch, shared = Path(tmp) / "scratch", Path(tmp) / "artifacts"
-        Path(tmp).chmod(0o755)  # the sandbox user reaches both folders, and may write only in scratch
-        scratch.mkdir()
-        _read_only_copy(artifacts, probe.artifacts, shared)
-        _lay_out(scratch, script=graders_dir / probe.script, cells=definitions(notebook, probe.cells),
-                 inputs=inputs, artifacts_inside=ARTIFACTS_MOUNT if isolated else str(shared))
-        argv = [str(Path(sys.prefix) / "bin" / "python"), "-I", "-B", ".dlgrade/probe_runner.py",
-                ".dlgrade/request.json"]
-        limits = sandbox.Limits(wall_seconds=probe.wall_seconds, memory_bytes=config.limits.memory_bytes,
-                                max_tasks=config.limits.max_tasks, max_file_bytes=MAX_OUTPUT_BYTES,
-                                tmp_bytes=config.limits.tmp_bytes, disk_bytes=MAX_OUTPUT_BYTES * 2)
-        all_mounts = [*mounts, sandbox.Mount(shared, Path(ARTIFACTS_MOUNT))] if isolated else []
-        run = sandbox.run(argv, scratch=scratch, limits=limits, mounts=all_mounts, env=env, slot=slot,
-                          isolated=isolated)
-        arrays, problems = validate_outputs(scratch / "outputs.npz")
-    if run.stopped:
-        problems.insert(0, f"the probe was {run.reason}")
-    return ProbeRun(seed=seed, arrays=arrays or None, problems=tuple(problems), run=run)
+    sandboxed = sandboxed or ProbeSandbox(config=config, mounts=mounts, env=env, slot=slot, isolated=isolated)
+    return sandboxed.run(probe=config.probe, graders_dir=graders_dir, notebook=notebook, artifacts=artifacts,
+                         seed=seed)
 
 
 def write_for_graders(probe_run: ProbeRun, artifacts_dir: Path) -> None:

@@ -1,9 +1,10 @@
 """Runs inside a fresh probe sandbox: the student's graded definitions, then the assignment's probe, arrays out.
 
-    python -I -B probe_runner.py REQUEST.json
+    python -I -B probe_runner.py REQUEST.json [--preload numpy,keras]
 
 This file is copied into the probe's scratch directory and run by a plain interpreter: no kernel, no IPython, no
-notebook state, and no dlgrade package (it imports only the standard library and numpy), so nothing the notebook
+notebook state, and no dlgrade package (it imports only the standard library and numpy, and in a warm sandbox the
+assignment's `preload` before any request is there), so nothing the notebook
 did while it ran and no course helper that could compute labels is within reach. The request names:
 
 - `script`: the assignment's probe (graders/<probe>), a module with `run(namespace, inputs, artifacts) -> dict`
@@ -36,9 +37,25 @@ def _load_script(path: Path):
     return module
 
 
+def _wait_for(request: Path, preload: str) -> None:
+    """Import `preload` (a warm sandbox: before any request), say so, then wait until the request is there."""
+    import importlib
+    import time
+
+    for module in filter(None, preload.split(",")):
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - the definitions import what they need themselves
+            print(f"dlgrade-probe: could not preload {module}", file=sys.stderr)
+    print("dlgrade-probe: ready", file=sys.stderr, flush=True)
+    while not request.exists():
+        time.sleep(0.02)
+
+
 def main(argv: list[str]) -> int:
     import numpy as np
 
+    _wait_for(Path(argv[0]), argv[argv.index("--preload") + 1] if "--preload" in argv[:-1] else "")
     request = json.loads(Path(argv[0]).read_text())
     with np.load(request["inputs"], allow_pickle=False) as npz:
         inputs = {name: npz[name] for name in npz.files}

@@ -1,9 +1,10 @@
-"""What a batch keeps warm per worker slot: the next submission's sandbox (kernel started, TensorFlow imported)
-and one long-lived grader process, sandboxed too (`autograder.graders`). Both are batch-wide: one assignment,
-one set of settings.
+"""What a batch keeps warm per worker slot: the next submission's sandbox (kernel started, the backend
+imported), where the assignment has a probe the next probe sandbox (interpreter started, the backend imported,
+no request yet), and one long-lived grader process, sandboxed too (`autograder.graders`). All are batch-wide: one
+assignment, one set of settings.
 
-A warm sandbox is started right after the slot's previous sandbox ended, while the graders of that submission
-run, so its start-up overlaps other work; it serves exactly one submission and is never reused.
+A warm sandbox is started right after the slot's previous one ended, while the graders of that submission run, so
+its start-up overlaps other work; it serves exactly one submission and is never reused.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from autograder.execution import SandboxedKernel
 from autograder.graders import GraderProcess
 from autograder.plan import BatchPlan, sandbox_settings
+from autograder.probe import ProbeSandbox
 
 
 @dataclass
@@ -25,7 +27,9 @@ class WarmPool:
     total: int  # submissions in the batch: no sandbox is warmed for a submission that will never come
     _kernels: dict[int, SandboxedKernel] = field(default_factory=dict)
     _graders: dict[int, GraderProcess] = field(default_factory=dict)
+    _probes: dict[int, ProbeSandbox | None] = field(default_factory=dict)  # where the assignment has a probe
     _begun: int = 0
+    _probed: int = 0  # probes handed out (warm or not): no probe is warmed for a submission that will never come
     _closed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -69,6 +73,33 @@ class WarmPool:
         if closed:  # the batch ended while it started
             kernel.close()
 
+    def probe(self, slot: int) -> ProbeSandbox | None:
+        """The slot's warm probe sandbox, if one is alive (else None: start a cold one). Once per submission."""
+        with self._lock:
+            self._probed += 1
+            probe = self._probes.pop(slot, None)
+        if probe is not None and not probe.usable():
+            probe.close()
+            return None
+        return probe
+
+    def prestart_probe(self, slot: int) -> None:
+        """Start the slot's next probe sandbox now, if submissions remain that no warm probe waits for."""
+        with self._lock:
+            if (self._closed or self.plan.config.probe is None or slot in self._probes
+                    or self._probed + len(self._probes) >= self.total):
+                return
+            self._probes[slot] = None  # reserved while it starts
+        plan, settings = self.plan, sandbox_settings(self.plan)
+        probe = ProbeSandbox(config=plan.config, mounts=settings.kernel_mounts, env=settings.kernel_env, slot=slot,
+                             isolated=plan.isolated, warm=True)
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._probes[slot] = probe
+        if closed:  # the batch ended while it started
+            probe.close()
+
     def grader(self, slot: int) -> GraderProcess:
         """The slot's grader process, started on first use and again if it died."""
         with self._lock:
@@ -91,9 +122,11 @@ class WarmPool:
         with self._lock:
             self._closed = True
             kernels, graders = list(self._kernels.values()), list(self._graders.values())
+            probes = list(self._probes.values())
             self._kernels.clear()
             self._graders.clear()
-        for kernel in kernels:
+            self._probes.clear()
+        for kernel in [*kernels, *probes]:
             if kernel is not None:
                 kernel.close()
         for process in graders:

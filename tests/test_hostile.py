@@ -274,3 +274,37 @@ def test_nothing_of_a_submission_survives_into_the_next_warm_sandbox(tmp_path):
     lingering = [p.info for p in psutil.process_iter(["pid", "cmdline"])
                  if "left-behind" in " ".join(p.info["cmdline"] or [])]
     assert lingering == [], f"a student's process outlived its sandbox: {lingering}"
+
+
+PROBE_LEAVER = LEAVER.replace('print("LOOP"', '# print("LOOP"') + """
+def add(a, b):
+    return a + b"""
+
+PROBE_LOOKER = """import os
+_procs = []
+for _pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        _procs.append(open(f"/proc/{_pid}/cmdline").read())
+    except OSError:
+        pass
+_seen = ("marker-from-a" in os.listdir("/tmp") or "left-behind" in os.listdir("/tmp") + os.listdir(".")
+         or any("left-behind" in cmdline for cmdline in _procs))
+def add(a, b):
+    return a + b + int(_seen)  # wrong sums, so zero points, if anything of a's probe is still there"""
+
+
+def test_nothing_of_a_submission_survives_into_the_next_warm_probe(tmp_path):
+    """One worker: b's probe sandbox is warmed while a's graders run, right after a's probe ended in the same
+    slot. a's graded definition, run in its probe, leaves a file in /tmp and in scratch and a detached process;
+    b's definition gives wrong sums if it can see any of them."""
+    course = tiny_probe_course(tmp_path)
+    generate_release(course, "tiny")
+    reference = nbformat.read(course.solutions / "tiny" / "tiny.ipynb", as_version=4)
+    for student, code in (("a_leaver", PROBE_LEAVER), ("b_looker", PROBE_LOOKER)):
+        notebook = copy.deepcopy(reference)
+        notebook.cells[0].source = code  # the graded definition cell "add", which the probe runs
+        submit(course, student, "tiny", nbformat.writes(notebook).encode())
+    results = {r.student: r for r in grade(course=course, assignment="tiny", jobs=1).results}
+    logs = {student: (course.autograded / student / "tiny" / "dlgrade.log").read_text() for student in results}
+    assert "probe sandbox (cold start)" in logs["a_leaver"] and "probe sandbox (warm start)" in logs["b_looker"]
+    assert results["a_leaver"].score == 2 and results["b_looker"].score == 2, {s: r.tests for s, r in results.items()}
