@@ -51,6 +51,8 @@ class Example:
     student: str
     shows: str
     build: Callable[[nbformat.NotebookNode, nbformat.NotebookNode], nbformat.NotebookNode | bytes]
+    time_limit: float | None = None  # seconds: graded apart under this wall-time limit (a notebook that never
+    #                                   ends need not hold a slot for the whole limit the others need)
 
 
 HONEST = (  # every assignment's first two examples

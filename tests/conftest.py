@@ -135,13 +135,14 @@ class SharedBatches:
             raise ValueError(f"{assignment}: two different submissions for {student!r}")
         self._added[assignment].setdefault(student, submission)
 
-    def add_examples(self, assignment: str, time_limits: dict[str, float] | None = None) -> None:
-        """Every example of solutions/<assignment>/examples.py (the demo's), keyed by its Example."""
+    def add_examples(self, assignment: str) -> None:
+        """Every example of solutions/<assignment>/examples.py (the demo's), keyed by its Example, under its own
+        time limit where it has one."""
         from autograder.examples import load_examples
 
         for example in load_examples(Course(REPO), assignment):
             self.add(assignment, example.student, functools.partial(_example_file, assignment, example),
-                     key=example, time_limit=(time_limits or {}).get(example.student))
+                     key=example, time_limit=example.time_limit)
 
     def add_honest(self, assignment: str) -> None:
         """The reference and the blank release (the first two examples of every exercise)."""

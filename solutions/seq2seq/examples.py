@@ -26,6 +26,7 @@ EXAMPLES = (
     *HONEST,
     Example("extra_layer", "an extra Dropout layer: loses the 2 points of the layer order check", _extra_dropout),
     Example("crash", "a typo (layers.LTSM) raises in build_model: zero, with the error", _crash),
-    Example("endless_loop", "an endless loop before training: stopped at the time limit", _timeout),
+    Example("endless_loop", "an endless loop before training: stopped at the time limit (30 s here)", _timeout,
+            time_limit=30),
     Example("not_json", "a file that is not a notebook: rejected", lambda reference, release: b"this is not JSON"),
 )
