@@ -3,12 +3,12 @@
     .venv/bin/python benchmarks/bench_backends.py [--assignment A ...] [--backend B ...] [--seeds 0,1,2]
 
 Each run is a whole grading in the sandbox, as `dlgrade grade` runs it: one submission at a time (no other
-grading beside it), the reference notebook with its `keras.utils.set_random_seed(0)` changed to the seed, on a
-fresh copy of the course whose assignment.toml says `backend = "<B>"`. Printed per assignment and backend: the
-seconds of the notebook run (mean and worst over the seeds; each seed's backends run back to back, so that
-they share the machine's load), of the whole grading, the hidden score of each seed, each accuracy check's
-measured value against its full-marks target (the margin), and the kernel sandbox's peak memory. The figures
-choose each assignment's `backend` (README, "Keras backends").
+grading beside it), the reference notebook with a cell `keras.utils.set_random_seed(<seed>)` added after its
+(locked) seed cell, on a fresh copy of the course whose assignment.toml says `backend = "<B>"`. Printed per
+assignment and backend: the seconds of the notebook run (mean and worst over the seeds; each seed's backends run
+back to back, so that they share the machine's load), of the whole grading, the hidden score of each seed, each
+accuracy check's measured value against its full-marks target (the margin), and the kernel sandbox's peak
+memory. The figures choose each assignment's `backend` (README, "Keras backends").
 """
 
 from __future__ import annotations
@@ -68,7 +68,10 @@ def grade_reference(assignment: str, backend: str, seed: int) -> Run:
         generate_release(course, assignment)
         name = course.config(assignment).notebook_name
         source = (course.solutions / assignment / name).read_text()
-        notebook = nbformat.reads(source.replace(SEED_LINE, f"keras.utils.set_random_seed({seed})"), as_version=4)
+        notebook = nbformat.reads(source, as_version=4)
+        if seed:  # the seed cell is locked (grading restores it), so a cell of the student's own follows it
+            at = next(i for i, cell in enumerate(notebook.cells) if SEED_LINE in cell.source)
+            notebook.cells.insert(at + 1, nbformat.v4.new_code_cell(f"keras.utils.set_random_seed({seed})"))
         folder = course.submitted / "reference" / assignment
         folder.mkdir(parents=True)
         nbformat.write(notebook, folder / name)
