@@ -104,7 +104,7 @@ Build = Callable[[Course], bytes | None]  # a submission's file from the course 
 @dataclass(frozen=True)
 class Submission:
     build: Build
-    key: object  # the same student added twice must be the same submission: equal keys
+    key: object  # the same student added twice must be the same submission: equal keys (see _stable_key)
     time_limit: float | None  # graded apart, under this wall-time limit (seconds); None: the assignment's
 
 
@@ -129,7 +129,7 @@ class SharedBatches:
 
     def add(self, assignment: str, student: str, build: Build, *, key: object = None,
             time_limit: float | None = None) -> None:
-        submission = Submission(build, build if key is None else key, time_limit)
+        submission = Submission(build, _stable_key(build) if key is None else key, time_limit)
         known = self._added.setdefault(assignment, {}).get(student)
         if known is not None and known.key != submission.key:
             raise ValueError(f"{assignment}: two different submissions for {student!r}")
@@ -142,14 +142,15 @@ class SharedBatches:
 
         for example in load_examples(Course(REPO), assignment):
             self.add(assignment, example.student, functools.partial(_example_file, assignment, example),
-                     key=example, time_limit=example.time_limit)
+                     key=_example_key(assignment, example), time_limit=example.time_limit)
 
     def add_honest(self, assignment: str) -> None:
         """The reference and the blank release (the first two examples of every exercise)."""
         from autograder.examples import HONEST
 
         for example in HONEST:
-            self.add(assignment, example.student, functools.partial(_example_file, assignment, example), key=example)
+            self.add(assignment, example.student, functools.partial(_example_file, assignment, example),
+                     key=_example_key(assignment, example))
 
     def graded(self, assignment: str, root: Path) -> SharedBatch:
         if assignment not in self._graded:
@@ -166,6 +167,19 @@ class SharedBatches:
                 results.update({result.student: result for result in batch.results})
             self._graded[assignment] = SharedBatch(course, results)
         return self._graded[assignment]
+
+
+def _stable_key(build: Build) -> tuple:
+    """What a builder is, by name and arguments: the same when its module is imported twice (pytest imports a test
+    module under its own name, and `from tests.test_x import ...` in another module imports it again)."""
+    if isinstance(build, functools.partial):
+        return (_stable_key(build.func), build.args, sorted(build.keywords.items()))
+    code = getattr(build, "__code__", None)
+    return (build.__module__.rsplit(".", 1)[-1], build.__qualname__, code.co_firstlineno if code else None)
+
+
+def _example_key(assignment: str, example) -> tuple:
+    return assignment, "example", example.student, example.shows
 
 
 def _example_file(assignment: str, example, course: Course) -> bytes:
