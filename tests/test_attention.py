@@ -204,11 +204,11 @@ MISTAKES["padding_ignored"] = ([("attention_layer", "if padding_mask is not None
 
 def _definitions(notebook, inputs) -> dict:
     """The three graded definitions of `notebook`, defined as the probe sandbox defines them."""
-    from tests.test_idioms import cell_source
+    from autograder.examples import cell
 
     namespace = _module("probe").namespace(inputs)
-    for cell in ("scaled_dot_product_attention", "attention_layer", "build_models"):
-        exec(compile(cell_source(notebook, cell), cell, "exec"), namespace)  # noqa: S102
+    for grade_id in ("scaled_dot_product_attention", "attention_layer", "build_models"):
+        exec(compile(cell(notebook, grade_id).source, grade_id, "exec"), namespace)  # noqa: S102
     return namespace
 
 
