@@ -10,6 +10,7 @@ its start-up overlaps other work; it serves exactly one submission and is never 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from autograder.execution import SandboxedKernel
@@ -40,12 +41,13 @@ class WarmPool:
 
     def kernel(self, slot: int) -> SandboxedKernel | None:
         """The slot's warm sandbox, if one is alive (else None: start a cold one)."""
+        return self._take(self._kernels, slot)
+
+    def probe(self, slot: int) -> ProbeSandbox | None:
+        """The slot's warm probe sandbox, if one is alive (else None: start a cold one). Once per submission."""
         with self._lock:
-            kernel = self._kernels.pop(slot, None)
-        if kernel is not None and not kernel.usable():
-            kernel.close()
-            return None
-        return kernel
+            self._probed += 1
+        return self._take(self._probes, slot)
 
     def wait_until_ready(self, slot: int) -> None:
         """Until the slot's grader process and its warm sandbox, if one was started, are up: what a batch's later
@@ -58,47 +60,42 @@ class WarmPool:
 
     def prestart(self, slot: int) -> None:
         """Start the slot's next sandbox now, if submissions remain that no warm sandbox waits for."""
-        with self._lock:
-            if self._closed or slot in self._kernels or self._begun + len(self._kernels) >= self.total:
-                return
-            self._kernels[slot] = None  # reserved while it starts
         plan, settings = self.plan, sandbox_settings(self.plan)
-        kernel = SandboxedKernel(config=plan.config, release_dir=plan.course.releases / plan.assignment,
-                                 mounts=settings.kernel_mounts, env=settings.kernel_env, isolated=plan.isolated,
-                                 slot=slot, warm=True)
-        with self._lock:
-            closed = self._closed
-            if not closed:
-                self._kernels[slot] = kernel
-        if closed:  # the batch ended while it started
-            kernel.close()
-
-    def probe(self, slot: int) -> ProbeSandbox | None:
-        """The slot's warm probe sandbox, if one is alive (else None: start a cold one). Once per submission."""
-        with self._lock:
-            self._probed += 1
-            probe = self._probes.pop(slot, None)
-        if probe is not None and not probe.usable():
-            probe.close()
-            return None
-        return probe
+        self._prestart(self._kernels, slot, lambda: self._begun, lambda: SandboxedKernel(
+            config=plan.config, release_dir=plan.course.releases / plan.assignment, mounts=settings.kernel_mounts,
+            env=settings.kernel_env, isolated=plan.isolated, slot=slot, warm=True))
 
     def prestart_probe(self, slot: int) -> None:
         """Start the slot's next probe sandbox now, if submissions remain that no warm probe waits for."""
-        with self._lock:
-            if (self._closed or self.plan.config.probe is None or slot in self._probes
-                    or self._probed + len(self._probes) >= self.total):
-                return
-            self._probes[slot] = None  # reserved while it starts
+        if self.plan.config.probe is None:
+            return
         plan, settings = self.plan, sandbox_settings(self.plan)
-        probe = ProbeSandbox(config=plan.config, mounts=settings.kernel_mounts, env=settings.kernel_env, slot=slot,
-                             isolated=plan.isolated, warm=True)
+        self._prestart(self._probes, slot, lambda: self._probed, lambda: ProbeSandbox(
+            config=plan.config, mounts=settings.kernel_mounts, env=settings.kernel_env, slot=slot,
+            isolated=plan.isolated, warm=True))
+
+    def _take(self, store: dict, slot: int):
+        with self._lock:
+            found = store.pop(slot, None)
+        if found is not None and not found.usable():
+            found.close()
+            return None
+        return found
+
+    def _prestart(self, store: dict, slot: int, used: Callable[[], int], start: Callable[[], object]) -> None:
+        """`start()` one for `slot` into `store` unless one is there or no submission is left to use it (`used()`
+        of the `total` have had theirs, warm or cold)."""
+        with self._lock:
+            if self._closed or slot in store or used() + len(store) >= self.total:
+                return
+            store[slot] = None  # reserved while it starts
+        started = start()
         with self._lock:
             closed = self._closed
             if not closed:
-                self._probes[slot] = probe
+                store[slot] = started
         if closed:  # the batch ended while it started
-            probe.close()
+            started.close()
 
     def grader(self, slot: int) -> GraderProcess:
         """The slot's grader process, started on first use and again if it died."""

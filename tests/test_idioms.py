@@ -23,7 +23,8 @@ import nbformat
 import pytest
 
 from autograder.pytest_plugin import Credit
-from tests.conftest import BATCHES, REPO, exercise_module
+from tests.batches import BATCHES
+from tests.conftest import REPO, exercise_module
 
 pytestmark = pytest.mark.sandbox  # every test here runs sandboxes, kernels or Keras
 

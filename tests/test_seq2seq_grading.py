@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from autograder.cli import main
-from tests.conftest import BATCHES
+from tests.batches import BATCHES
 
 pytestmark = pytest.mark.slow
 
