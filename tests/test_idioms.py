@@ -234,7 +234,8 @@ S2S_MISTAKES: dict[str, tuple[list[Edit], set[str]]] = {  # student -> (edits, t
     "decoder_no_sequences": ([_s2s("decoder_units, return_sequences=True,", "decoder_units,")],
                              {S2S_SEQUENCES, S2S_ACCURACY}),
 }
-S2S_ACCURACY_PARTLY = {"twice_the_units"}  # loses some of the accuracy points, not all
+S2S_ACCURACY_PARTLY = {"twice_the_units"}  # keeps some or all of the accuracy points (measured: some on TensorFlow,
+#                                             all on JAX), never none
 S2S_PUBLIC = ["check_architecture", "check_output_shape"]
 S2S_PUBLIC_FAILS = {"extra_dropout": "check_architecture", "gru_decoder": "check_architecture",
                     "twice_the_units": "check_output_shape", "repeat_five": "check_output_shape",
@@ -305,9 +306,12 @@ def test_seq2seq_idiom_earns_full_marks_in_the_batch(seq2seq_graded, student):
 @pytest.mark.parametrize("student", list(S2S_MISTAKES))
 def test_seq2seq_mistake_loses_exactly_its_checks_in_the_batch(seq2seq_graded, student):
     result, breaks = seq2seq_graded[student], S2S_MISTAKES[student][1]
-    assert result.status == "graded" and set(lost_checks(result)) == breaks, lost_checks(result)
-    assert all(test.score == 0 for test in result.tests
-               if test.name in breaks and not (test.name == S2S_ACCURACY and student in S2S_ACCURACY_PARTLY))
+    # a partly wrong output layer still trains: how much accuracy it keeps depends on the backend's training, so
+    # its accuracy points may be lost in part or not at all, never all of them
+    required = breaks - ({S2S_ACCURACY} if student in S2S_ACCURACY_PARTLY else set())
+    assert result.status == "graded" and required <= set(lost_checks(result)) <= breaks, lost_checks(result)
+    assert all(test.score == 0 for test in result.tests if test.name in required)
+    assert all(test.score > 0 for test in result.tests if test.name == S2S_ACCURACY and student in S2S_ACCURACY_PARTLY)
 
 
 # -------------------------------------------------------------------------------------------- transfer_learning
