@@ -114,7 +114,8 @@ def cold_steps(course, assignment: str) -> list[tuple[str, float]]:
     figures.append(("sandbox and kernel start, preload (cold)", sandboxed - execution.run.wall_seconds))
     figures.append(("the notebook itself, in the sandbox", execution.run.wall_seconds))
     with timed(figures, "probe sandbox (where the assignment has one)"):
-        probe_definitions(plan, "reference", restored.notebook, execution, output_dir=output_dir, slot=0, log=log)
+        probe_definitions(plan, "reference", restored.notebook, execution, output_dir=output_dir, slot=0, pool=None,
+                          log=log)
     settings = sandbox_settings(plan)
     process = GraderProcess(preload=plan.config.preload_modules, backend=plan.config.backend,
                             memory_bytes=plan.config.grader_memory_bytes, graders_dir=plan.course.graders(assignment),
