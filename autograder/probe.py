@@ -26,7 +26,6 @@ import shutil
 import stat
 import sys
 import tempfile
-import time
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -119,9 +118,6 @@ def definitions(notebook: nbformat.NotebookNode, cells: Sequence[str]) -> list[d
     return found
 
 
-READY = "dlgrade-probe: ready"  # what a started probe runner prints once its preload is imported
-
-
 class ProbeSandbox:
     """One probe run's fresh sandbox: a plain interpreter that executes the graded definitions and the probe.
 
@@ -158,14 +154,6 @@ class ProbeSandbox:
     def usable(self) -> bool:
         """Whether a warm sandbox still runs, waiting for its request (a pool starts a cold one otherwise)."""
         return self.running is None or self.running.alive()
-
-    def wait_until_ready(self, timeout: float = 300.0) -> None:
-        """Until a warm runner has imported its preload (benchmarks; a run never needs to wait for it)."""
-        deadline = time.monotonic() + timeout
-        while self.running is not None and READY not in self.running.err.text() and self.running.alive():
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.02)
 
     def run(self, *, probe: ProbeConfig, graders_dir: Path, notebook: nbformat.NotebookNode,
             artifacts: dict[str, Path], seed: int) -> ProbeRun:
