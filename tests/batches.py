@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from autograder.course import Course
 from tests.conftest import REPO, make_course, submit
@@ -86,6 +87,12 @@ class SharedBatches:
                 results.update({result.student: result for result in batch.results})
             self._graded[assignment] = SharedBatch(course, results)
         return self._graded[assignment]
+
+
+def in_batch(assignment: str) -> pytest.MarkDecorator:
+    """Mark a test that reads `assignment`'s shared batch: under pytest-xdist every such test, in whichever module,
+    runs in the one worker that grades it (conftest.py refuses a test that reads a batch without this mark)."""
+    return pytest.mark.xdist_group(f"batch-{assignment}")
 
 
 def _stable_key(build: Build) -> tuple:

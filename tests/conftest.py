@@ -56,6 +56,23 @@ def pytest_configure(config):
     jupyter_client.KernelManager.start_kernel = _refuse("Jupyter kernel")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (make test runs `-n 2 --dist loadgroup`)
+def pytest_collection_modifyitems(config, items):
+    """Tests that share an expensive fixture run in one worker, so that it is built once per run: a test that reads
+    a shared batch names its group (`xdist_group("batch-<assignment>")`, the batch's tests in every module); any
+    other test that uses a module-scoped fixture of its own module goes in its module's group; the rest run
+    wherever a worker is free."""
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        if "shared_batch" in item.fixturenames:
+            raise pytest.UsageError(f"{item.nodeid} reads a shared batch: mark it xdist_group('batch-<assignment>')")
+        module = item.nodeid.split("::")[0]
+        if any(definition.scope == "module" and definition.baseid == module
+               for definitions in item._fixtureinfo.name2fixturedefs.values() for definition in definitions):
+            item.add_marker(pytest.mark.xdist_group(module))
+
+
 @functools.cache
 def exercise_module(assignment: str, name: str) -> types.ModuleType:
     """`solutions/<assignment>/<name>.py` (`name` may be "graders/probe_inputs"), imported by path under a name of

@@ -23,7 +23,7 @@ import nbformat
 import pytest
 
 from autograder.pytest_plugin import Credit
-from tests.batches import BATCHES
+from tests.batches import BATCHES, in_batch
 from tests.conftest import REPO, exercise_module
 
 pytestmark = pytest.mark.sandbox  # every test here runs sandboxes, kernels or Keras
@@ -289,6 +289,7 @@ def seq2seq_graded(shared_batch):
 
 
 @pytest.mark.slow
+@in_batch("seq2seq")
 def test_seq2seq_reference_full_blank_zero(seq2seq_graded):
     reference_result = seq2seq_graded["reference"]
     assert reference_result.score == reference_result.max_score == 10, lost_checks(reference_result)
@@ -296,6 +297,7 @@ def test_seq2seq_reference_full_blank_zero(seq2seq_graded):
 
 
 @pytest.mark.slow
+@in_batch("seq2seq")
 @pytest.mark.parametrize("student", list(S2S_IDIOMS))
 def test_seq2seq_idiom_earns_full_marks_in_the_batch(seq2seq_graded, student):
     result = seq2seq_graded[student]
@@ -303,6 +305,7 @@ def test_seq2seq_idiom_earns_full_marks_in_the_batch(seq2seq_graded, student):
 
 
 @pytest.mark.slow
+@in_batch("seq2seq")
 @pytest.mark.parametrize("student", list(S2S_MISTAKES))
 def test_seq2seq_mistake_loses_exactly_its_checks_in_the_batch(seq2seq_graded, student):
     result, breaks = seq2seq_graded[student], S2S_MISTAKES[student][1]
@@ -429,6 +432,7 @@ def transfer_graded(shared_batch):
 
 
 @pytest.mark.slow
+@in_batch("transfer_learning")
 def test_transfer_reference_full_blank_zero(transfer_graded):
     reference_result = transfer_graded["reference"]
     assert reference_result.score == reference_result.max_score == 10, lost_checks(reference_result)
@@ -436,6 +440,7 @@ def test_transfer_reference_full_blank_zero(transfer_graded):
 
 
 @pytest.mark.slow
+@in_batch("transfer_learning")
 @pytest.mark.parametrize("student", list(TL_IDIOMS))
 def test_transfer_idiom_earns_full_marks_in_the_batch(transfer_graded, student):
     result = transfer_graded[student]
@@ -443,6 +448,7 @@ def test_transfer_idiom_earns_full_marks_in_the_batch(transfer_graded, student):
 
 
 @pytest.mark.slow
+@in_batch("transfer_learning")
 @pytest.mark.parametrize("student", list(TL_MISTAKES))
 def test_transfer_mistake_loses_exactly_its_checks_in_the_batch(transfer_graded, student):
     result, breaks = transfer_graded[student], TL_MISTAKES[student][1]

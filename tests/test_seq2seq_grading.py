@@ -19,9 +19,9 @@ import pytest
 from click.testing import CliRunner
 
 from autograder.cli import main
-from tests.batches import BATCHES
+from tests.batches import BATCHES, in_batch
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, in_batch("seq2seq")]
 
 
 def _tampered(course) -> bytes:
