@@ -41,7 +41,7 @@ slurm:
 
 test: install test-deps slurm
 	$(BIN)/ruff check autograder tests benchmarks solutions/*/graders solutions/*/*.py
-	$(BIN)/python -m pytest -v --durations=40 -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -v --durations=40
 
 # The pure tests (no bubblewrap, no kernel, no TensorFlow import: conftest.py refuses them here), in seconds.
 test-fast: $(VENV)/.installed
