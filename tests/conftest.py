@@ -56,7 +56,7 @@ def pytest_configure(config):
     jupyter_client.KernelManager.start_kernel = _refuse("Jupyter kernel")
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (make test runs `-n 2 --dist loadgroup`)
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (`pytest -n N --dist loadgroup`)
 def pytest_collection_modifyitems(config, items):
     """Tests that share an expensive fixture run in one worker, so that it is built once per run: a test that reads
     a shared batch names its group (`xdist_group("batch-<assignment>")`, the batch's tests in every module); any
